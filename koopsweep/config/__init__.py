@@ -1,0 +1,46 @@
+"""Configuration: typed schemas, resolvers, composition and semantic checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from koopsweep.config.schema import Config, register_configs
+
+
+def conf_dir() -> Path:
+    """The conf/ folder: inside the installed package (wheel) or beside it (source checkout, editable install)."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"koopsweep's conf/ folder is missing (looked in {here} and {here.parent})")
+
+
+def _original_cwd() -> str:
+    """Where the user started koopsweep, even if a Hydra job changed directory since."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return HydraConfig.get().runtime.cwd
+    except Exception:  # noqa: BLE001 - outside a Hydra app the process cwd is the answer
+        pass
+    return os.getcwd()
+
+
+def register_resolvers() -> None:
+    """``${ks.cwd:}`` resolves to the launch directory; registered once per process."""
+    if not OmegaConf.has_resolver("ks.cwd"):
+        OmegaConf.register_new_resolver("ks.cwd", _original_cwd)
+
+
+def setup() -> None:
+    """Everything Hydra needs before composing a koopsweep config."""
+    register_configs()
+    register_resolvers()
+
+
+__all__ = ["Config", "conf_dir", "register_resolvers", "setup"]

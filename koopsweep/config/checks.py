@@ -1,0 +1,142 @@
+"""Semantic checks of a composed config: impossible values fail here, before any data is loaded or trained.
+
+Types and key names are already enforced by the schema (koopsweep.config.schema); this module checks ranges,
+choices and relations between fields, and raises ConfigError with one line saying what to change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from omegaconf import DictConfig
+
+from koopsweep.errors import ConfigError
+from koopsweep.steps import Step, definitely_after
+
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("constant", "step", "cosine")
+SCOPES = ("global", "layer")
+KINDS = ("weight", "bias")
+LOGGER_MODES = ("online", "offline", "disabled", "auto")
+PRECISIONS = ("fp32", "fp64")
+
+
+def _choice(key: str, value: Any, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
+
+
+def _range(key: str, value: float, ok: Callable[[float], bool], expected: str) -> None:
+    if not ok(value):
+        raise ConfigError(f"{key}={value} is out of range: expected {expected}")
+
+
+def import_target(key: str, target: str | None, what: str) -> Any:
+    """Import a ``_target_`` so that a typo fails now, with the name of the key to fix."""
+    if not target:
+        raise ConfigError(f"{key} is empty: set it to the import path of a {what}")
+    module_name, _, attr = str(target).rpartition(".")
+    try:
+        module = importlib.import_module(module_name) if module_name else None
+        obj = getattr(module, attr) if module is not None else None
+    except (ImportError, AttributeError, ValueError):
+        obj = None
+    if obj is None:
+        raise ConfigError(f"{key}={target!r} cannot be imported: give the full import path of a {what}")
+    return obj
+
+
+def parse_step(key: str, value: Any) -> Step:
+    return Step.parse(value, what=key)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first impossible value in ``cfg``."""
+    import_target("model._target_", cfg.model._target_, "model class (see conf/model/)")
+    import_target("dataset.source._target_", cfg.dataset.source.get("_target_"), "dataset loader (see conf/dataset/)")
+    _range("dataset.batch_size", cfg.dataset.batch_size, lambda v: v > 0, "a positive integer")
+    _range("dataset.eval_batch_size", cfg.dataset.eval_batch_size, lambda v: v > 0, "a positive integer")
+    for key in ("train_size", "test_size"):
+        value = cfg.dataset[key]
+        if value is not None:
+            _range(f"dataset.{key}", value, lambda v: v > 0, "a positive integer or null for all")
+
+    opt = cfg.optimizer
+    _choice("optimizer.name", opt.name, OPTIMIZERS)
+    _range("optimizer.lr", opt.lr, lambda v: v > 0, "a positive learning rate")
+    _range("optimizer.momentum", opt.momentum, lambda v: 0 <= v < 1, "0 <= momentum < 1")
+    _range("optimizer.weight_decay", opt.weight_decay, lambda v: v >= 0, "weight_decay >= 0")
+    if opt.nesterov and opt.name == "sgd" and opt.momentum == 0:
+        raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
+
+    sched = cfg.schedule
+    train = parse_step("schedule.train", sched.train)
+    if train == Step():
+        raise ConfigError("schedule.train=0 trains nothing: give a length such as '3ep' or '500it'")
+    if sched.prune_at is not None:
+        prune_at = parse_step("schedule.prune_at", sched.prune_at)
+        if definitely_after(prune_at, train):
+            raise ConfigError(
+                f"schedule.prune_at={sched.prune_at} is after the end of training (schedule.train={sched.train}): "
+                "prune at or before the end, or train longer"
+            )
+    parse_step("schedule.finetune", sched.finetune)
+    parse_step("schedule.warmup", sched.warmup)
+    eval_every = parse_step("schedule.eval_every", sched.eval_every)
+    if eval_every == Step():
+        raise ConfigError("schedule.eval_every=0 is not a period: use e.g. '1ep' or '200it'")
+    _choice("schedule.lr_schedule", sched.lr_schedule, LR_SCHEDULES)
+    for i, milestone in enumerate(sched.milestones):
+        parse_step(f"schedule.milestones[{i}]", milestone)
+    _range("schedule.gamma", sched.gamma, lambda v: v > 0, "gamma > 0")
+    if sched.finetune_lr is not None:
+        _range("schedule.finetune_lr", sched.finetune_lr, lambda v: v > 0, "a positive learning rate or null")
+
+    pruner = cfg.pruner
+    _range("pruner.fraction", pruner.fraction, lambda v: 0 <= v < 1, "0 <= fraction < 1 (0.9 = 90 % sparse)")
+    if pruner._target_ is None and pruner.fraction > 0:
+        raise ConfigError(
+            f"pruner={pruner.name} removes nothing but pruner.fraction={pruner.fraction}: "
+            "choose a pruner (e.g. pruner=gmp) or set pruner.fraction=0"
+        )
+    if pruner._target_ is not None:
+        import_target("pruner._target_", pruner._target_, "scorer class (see conf/pruner/)")
+    _choice("pruner.scope", pruner.scope, SCOPES)
+    for kind in pruner.kinds:
+        _choice("pruner.kinds", kind, KINDS)
+    if not pruner.kinds:
+        raise ConfigError("pruner.kinds is empty: list the tensors to prune, e.g. [weight]")
+    _range("pruner.batches", pruner.batches, lambda v: v >= 1, "at least 1 batch")
+
+    koop = cfg.koopman
+    window = parse_step("koopman.window", koop.window)
+    if window == Step():
+        raise ConfigError("koopman.window=0 records nothing: use e.g. '1ep' or '200it'")
+    _range("koopman.stride", koop.stride, lambda v: v >= 1, "stride >= 1")
+    _range("koopman.rank_tol", koop.rank_tol, lambda v: 0 <= v < 1, "0 <= rank_tol < 1 (0 = untruncated)")
+    _range("koopman.delays", koop.delays, lambda v: v >= 0, "delays >= 0")
+    _range("koopman.chunk_size", koop.chunk_size, lambda v: v >= 1, "chunk_size >= 1")
+
+    _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
+    _choice("precision", cfg.precision, PRECISIONS)
+    _range("threads", cfg.threads, lambda v: v >= 0, "threads >= 0 (0 = torch's default)")
+    check_device(cfg.device)
+
+
+def check_device(device: str) -> None:
+    """Accept auto, cpu, cuda or cuda:N, and refuse CUDA where there is none."""
+    if device in ("auto", "cpu"):
+        return
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={device} but no CUDA device is available: use device=cpu or device=auto")
+        index = int(device[5:]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device={device} but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return
+    raise ConfigError(f"device={device!r} is not one of auto, cpu, cuda, cuda:N")

@@ -1,0 +1,96 @@
+"""Compose configs outside a running Hydra app, and turn Hydra's errors into one line each.
+
+The CLI composes and checks every job of a run or multirun here before anything trains, so a typo in the
+tenth value of a sweep fails at once instead of after nine trainings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from koopsweep.config import conf_dir, setup
+from koopsweep.config.checks import check_config
+from koopsweep.errors import ConfigError
+
+
+def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+    """The override list of every job a (multi)run will launch, as Hydra's basic sweeper expands it."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as exc:
+        raise ConfigError(f"cannot parse overrides: {_first_line(exc)}") from None
+    sweeps = [o for o in parsed if o.is_sweep_override()]
+    if sweeps and not multirun:
+        raise ConfigError(f"'{sweeps[0].input_line}' lists several values: add -m (--multirun) to run one job per value")
+    try:
+        return BasicSweeper.split_arguments(parsed, None)[0]
+    except HydraException as exc:
+        raise ConfigError(f"cannot expand the sweep: {_first_line(exc)}") from None
+
+
+def compose_config(overrides: Sequence[str] = (), config_name: str = "config", check: bool = True) -> DictConfig:
+    """Compose (and by default check) one run's config, raising ConfigError with a one-line explanation."""
+    setup()
+    user_overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    owns_hydra = not GlobalHydra.instance().is_initialized()
+    if owns_hydra:
+        initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3")
+    try:
+        cfg = compose(config_name=config_name, overrides=user_overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(explain(exc)) from None
+    finally:
+        if owns_hydra:
+            GlobalHydra.instance().clear()
+    if check:
+        check_config(cfg)
+    return cfg
+
+
+def explain(exc: BaseException) -> str:
+    """One line for a composition error: the unknown option or key, with the valid choices or a guess."""
+    text = f"{exc}\n{exc.__cause__ or ''}"
+    if isinstance(exc, MissingConfigException) and exc.options is not None:
+        match = re.search(r"Could not find '([^']+)/([^']+)'", text)
+        group, option = match.groups() if match else ("option", "?")
+        return f"unknown {group} '{option}': choose one of {', '.join(sorted(exc.options))} (conf/{group}/)"
+    match = re.search(r"Key '([^']+)' (?:is )?not in .*?full_key: (\S+)", text, re.S)
+    if match:
+        return f"unknown config key '{match.group(2)}': {_suggest(match.group(2))}"
+    match = re.search(r"\n(.+?)\s+full_key: (\S+)", text, re.S)
+    if match:
+        return f"bad value for {match.group(2)}: {match.group(1).strip()}"
+    return _first_line(exc)
+
+
+def _suggest(full_key: str) -> str:
+    """'did you mean ...' from every dotted key of the schema, or the keys of the parent node."""
+    from koopsweep.config.schema import GROUP_SCHEMAS, Config
+
+    known = [k for k in OmegaConf.structured(Config).keys() if k not in GROUP_SCHEMAS]
+    for group, schema in GROUP_SCHEMAS.items():
+        known += [f"{group}.{k}" for k in OmegaConf.structured(schema).keys()]
+    leaf = full_key.rsplit(".", 1)[-1]
+    guess = difflib.get_close_matches(full_key, known, n=1, cutoff=0.75) or [
+        k for k in known if k.rsplit(".", 1)[-1] == leaf
+    ]
+    if guess:
+        return f"did you mean '{guess[0]}'?"
+    parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+    siblings = [k for k in known if k.startswith(parent + ".")] if parent else known
+    return f"valid keys are {', '.join(siblings)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+

@@ -1,0 +1,65 @@
+"""Importance scores: each pruning method is a few lines that map a PruneContext to one score per parameter.
+
+The lowest scores are removed (koopsweep.prune.select). Bring your own rule by subclassing Scorer and pointing
+``pruner._target_`` at it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from koopsweep.prune.paramspace import ParamSpace
+
+
+@dataclass
+class PruneContext:
+    """Everything a scorer may look at when pruning at iteration ``iteration``."""
+
+    model: nn.Module
+    space: ParamSpace
+    iteration: int
+    seed: int = 0
+    koopman_fit: Callable[[], Any] | None = None
+    gradient: Callable[[int], torch.Tensor] | None = None
+    optimizer: dict[str, Any] = field(default_factory=dict)
+
+    def theta(self) -> torch.Tensor:
+        """The prunable parameters at the pruning time, flat, float32."""
+        return self.space.flatten(self.model)
+
+
+class Scorer(ABC):
+    """Maps a PruneContext to a score vector over the ParamSpace; higher means more important."""
+
+    name: ClassVar[str] = "scorer"
+    requires_koopman: ClassVar[bool] = False
+    requires_gradient: ClassVar[bool] = False
+
+    @abstractmethod
+    def scores(self, ctx: PruneContext) -> torch.Tensor:
+        """One finite score per prunable parameter, shape (ctx.space.numel,)."""
+
+
+class MagnitudeScorer(Scorer):
+    """GMP (scope=global) / LMP (scope=layer): |θ(t)|."""
+
+    name = "magnitude"
+
+    def scores(self, ctx: PruneContext) -> torch.Tensor:
+        return ctx.theta().abs()
+
+
+class RandomScorer(Scorer):
+    """Uniform random scores from a generator seeded by the run's seed: the no-information baseline."""
+
+    name = "random"
+
+    def scores(self, ctx: PruneContext) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(ctx.seed)
+        return torch.rand(ctx.space.numel, generator=generator)

@@ -1,0 +1,93 @@
+"""Every config option composes and instantiates; bad input stops with one line before anything trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import get_class
+
+from koopsweep.cli import main
+from koopsweep.config import conf_dir
+from koopsweep.config.compose import compose_config, expand_overrides
+from koopsweep.data.synthetic import make_synthetic
+
+CONF = conf_dir()
+GROUPS = ["model", "dataset", "optimizer", "schedule", "pruner", "koopman", "logger"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes_and_checks(group, option):
+    overrides = [f"{group}={option}"]
+    if group == "pruner" and option == "none":
+        overrides.append("pruner.fraction=0")
+    cfg = compose_config(overrides)
+    assert cfg[group] is not None
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes(experiment):
+    cfg = compose_config([f"experiment={experiment}"])
+    assert cfg.experiment_name
+
+
+@pytest.mark.parametrize("option", options("model"))
+def test_every_model_instantiates_on_its_shapes(option):
+    cfg = compose_config([f"model={option}"])
+    like = "cifar10" if option == "resnet20" else "mnist"
+    data = make_synthetic(like=like, train=8, test=8)
+    model = get_class(cfg.model._target_)(input_shape=data.input_shape, num_classes=data.num_classes)
+    assert model(data.train_x[:4]).shape == (4, 10)
+    assert model.get_submodule(model.classifier_name) is not None
+
+
+@pytest.mark.parametrize("option", [o for o in options("pruner") if o != "none"])
+def test_every_pruner_instantiates(option):
+    cfg = compose_config([f"pruner={option}"])
+    assert hasattr(get_class(cfg.pruner._target_)(), "scores")
+
+
+BAD_OVERRIDES = [
+    (["model=alexnet"], "unknown model 'alexnet': choose one of"),
+    (["dataset=imagenet"], "unknown dataset 'imagenet'"),
+    (["optimizer.lrr=0.1"], "did you mean 'optimizer.lr'"),
+    (["fraction=0.5"], "did you mean 'pruner.fraction'"),
+    (["optimizer.lr=fast"], "optimizer.lr"),
+    (["pruner.fraction=1.5"], "pruner.fraction=1.5 is out of range"),
+    (["pruner.fraction=-0.1"], "pruner.fraction=-0.1 is out of range"),
+    (["optimizer.lr=-0.1"], "optimizer.lr=-0.1 is out of range"),
+    (["schedule.train=3ep", "schedule.prune_at=5ep"], "after the end of training"),
+    (["schedule.train=3days"], "schedule.train='3days' is not a step"),
+    (["schedule.finetune=1.5ep"], "schedule.finetune='1.5ep' is not a step"),
+    (["model._target_=nowhere.Net"], "model._target_='nowhere.Net' cannot be imported"),
+    (["optimizer.name=rmsprop"], "optimizer.name='rmsprop' is not one of sgd, adam"),
+    (["logger.mode=loud"], "logger.mode='loud' is not one of"),
+    (["device=tpu"], "device='tpu' is not one of"),
+    (["pruner=none", "pruner.fraction=0.5"], "removes nothing"),
+    (["koopman.rank_tol=2"], "koopman.rank_tol=2.0 is out of range"),
+    (["optimizer.lr=0.1,0.2"], "add -m (--multirun)"),
+    (["-m", "optimizer.lr=0.1,-1"], "optimizer.lr=-1.0 is out of range"),
+    (["seed=[1"], "cannot parse overrides"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_OVERRIDES, ids=[" ".join(a) for a, _ in BAD_OVERRIDES])
+def test_bad_input_gets_one_clear_line_before_training(argv, message, capsys, tmp_path: Path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["logger=none", *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("koopsweep: error: ")
+    assert message in err
+    assert not (tmp_path / "outputs").exists()  # nothing was started
+
+
+def test_multirun_expansion_matches_the_cartesian_product():
+    jobs = expand_overrides(["pruner.fraction=0.5,0.9", "seed=0,1,2", "model=mnistnet"], multirun=True)
+    assert len(jobs) == 6
+    assert ["pruner.fraction=0.9", "seed=2", "model=mnistnet"] in jobs

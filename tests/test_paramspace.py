@@ -1,0 +1,32 @@
+import torch
+from torch import nn
+
+from koopsweep.prune.paramspace import ParamSpace
+
+
+class TwoLayer(nn.Module):
+    classifier_name = "head"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(5, 4)
+        self.head = nn.Linear(4, 3)
+
+
+def test_round_trip_and_layout():
+    model = TwoLayer()
+    space = ParamSpace.from_model(model, kinds=("weight", "bias"))
+    assert space.names == ["body.weight", "body.bias"]  # classifier ignored by default
+    vector = space.flatten(model)
+    assert vector.shape == (24,)
+    other = TwoLayer()
+    space.load_into(other, vector)
+    assert torch.equal(space.flatten(other), vector)
+    assert torch.equal(space.unflatten(vector)["body.weight"], model.body.weight.detach())
+
+
+def test_layout_hash_tracks_names_and_shapes():
+    a = ParamSpace(["x", "y"], [(2, 3), (4,)])
+    assert a.layout_hash == ParamSpace(["x", "y"], [(2, 3), (4,)]).layout_hash
+    assert a.layout_hash != ParamSpace(["y", "x"], [(4,), (2, 3)]).layout_hash
+    assert a.layout_hash != ParamSpace(["x", "y"], [(3, 2), (4,)]).layout_hash

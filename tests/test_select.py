@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from koopsweep.prune.paramspace import ParamSpace
+from koopsweep.prune.select import count_to_remove, layer_quotas, select_keep
+
+
+def space3() -> ParamSpace:
+    return ParamSpace(["a.weight", "b.weight", "c.weight"], [(10, 7), (33,), (4, 4, 3)])
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5, 0.8, 0.9, 0.98, 0.999])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_exact_k_with_ties_and_zeros(fraction, scope):
+    space = space3()
+    scores = torch.randint(0, 4, (space.numel,)).float()  # massive ties
+    scores[:20] = 0.0  # weights that are already zero
+    keep = select_keep(scores, fraction, space, scope)
+    assert int((~keep).sum()) == count_to_remove(fraction, space.numel)
+
+
+def test_global_removes_the_lowest_and_breaks_ties_by_position():
+    space = ParamSpace(["w"], [(6,)])
+    scores = torch.tensor([3.0, 1.0, 1.0, 0.0, 1.0, 2.0])
+    keep = select_keep(scores, 0.5, space)
+    assert keep.tolist() == [True, False, False, False, True, True]
+
+
+def test_layer_scope_prunes_each_tensor_by_the_same_fraction():
+    space = space3()
+    keep = select_keep(torch.rand(space.numel), 0.5, space, "layer")
+    quotas = layer_quotas(space, count_to_remove(0.5, space.numel))
+    for slot, quota in zip(space.slots, quotas):
+        removed = int((~keep[slot.offset : slot.stop]).sum())
+        assert removed == quota
+        assert abs(removed - 0.5 * slot.numel) <= 1
+
+
+def test_nan_scores_are_refused():
+    space = space3()
+    scores = torch.rand(space.numel)
+    scores[3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        select_keep(scores, 0.5, space)
