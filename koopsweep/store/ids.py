@@ -1,0 +1,93 @@
+"""Content ids: a trunk is named by what determines the dense run, a branch by what it adds on top.
+
+Like OpenLTH's hyperparameter hashes, the canonical spec omits every value equal to its schema default, so adding
+a new option (at its default) leaves every existing id unchanged. Unlike OpenLTH, pruning settings stay out of the
+trunk: every pruner, fraction, pruning time and fine-tuning length shares one dense run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import fields
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from koopsweep.config.schema import DatasetConfig, KoopmanConfig, OptimizerConfig, PrunerConfig, ScheduleConfig
+
+SCHEMA_VERSION = 1
+
+# Fields of each group that decide the dense trajectory. Evaluation, pruning and fine-tuning settings do not.
+TRUNK_FIELDS: dict[str, tuple[type | None, tuple[str, ...]]] = {
+    "model": (None, ("_target_",)),
+    "dataset": (DatasetConfig, ("name", "source", "batch_size", "train_size", "augment")),
+    "optimizer": (OptimizerConfig, tuple(f.name for f in fields(OptimizerConfig))),
+    "schedule": (ScheduleConfig, ("train", "lr_schedule", "milestones", "gamma", "warmup")),
+}
+BRANCH_FIELDS: dict[str, tuple[type | None, tuple[str, ...]]] = {
+    "pruner": (PrunerConfig, tuple(f.name for f in fields(PrunerConfig) if f.name not in ("compare",))),
+    "schedule": (ScheduleConfig, ("prune_at", "finetune", "finetune_lr")),
+    "koopman": (KoopmanConfig, ("window", "stride", "rank_tol", "delays", "momentum_correction")),
+}
+
+
+def _default(schema: type | None, name: str) -> Any:
+    if schema is None:
+        return object()  # no default: always part of the spec
+    node = OmegaConf.structured(schema)
+    return OmegaConf.to_container(node, resolve=False).get(name, object())  # type: ignore[union-attr]
+
+
+# Keys that say how to obtain data, not which data: they never change a trajectory.
+IRRELEVANT_SOURCE_KEYS = ("download",)
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _spec(cfg: DictConfig, groups: dict[str, tuple[type | None, tuple[str, ...]]]) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    for group, (schema, names) in groups.items():
+        part = {}
+        for name in names:
+            value = _plain(cfg[group][name])
+            if group == "dataset" and name == "source":
+                value = {k: v for k, v in value.items() if k not in IRRELEVANT_SOURCE_KEYS}
+            if value != _default(schema, name):
+                part[name] = value
+        spec[group] = part
+    return spec
+
+
+def trunk_spec(cfg: DictConfig) -> dict[str, Any]:
+    """What the dense run depends on, without values left at their defaults."""
+    spec = _spec(cfg, TRUNK_FIELDS)
+    spec["seed"] = cfg.seed
+    if cfg.precision != "fp32":
+        spec["precision"] = cfg.precision
+    spec["schema"] = SCHEMA_VERSION
+    return spec
+
+
+def _digest(spec: dict[str, Any]) -> str:
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def trunk_id(cfg: DictConfig) -> str:
+    """16 hex digits naming the dense run of ``cfg``."""
+    return _digest(trunk_spec(cfg))
+
+
+def branch_spec(cfg: DictConfig) -> dict[str, Any]:
+    """What a branch adds to its trunk: the pruner, the pruning time, fine-tuning and (for Koopman) the fit."""
+    spec = _spec(cfg, BRANCH_FIELDS)
+    spec["trunk"] = trunk_id(cfg)
+    return spec
+
+
+def branch_id(cfg: DictConfig) -> str:
+    """16 hex digits naming one (trunk, pruner, fraction, pruning time, fine-tuning) cell."""
+    return _digest(branch_spec(cfg))
