@@ -120,6 +120,9 @@ def check_config(cfg: DictConfig) -> None:
     _range("koopman.delays", koop.delays, lambda v: v >= 0, "delays >= 0")
     _range("koopman.chunk_size", koop.chunk_size, lambda v: v >= 1, "chunk_size >= 1")
 
+    if parse_step("store.checkpoint_every", cfg.store.checkpoint_every) == Step():
+        raise ConfigError("store.checkpoint_every=0 is not a period: use e.g. '1ep' or '500it'")
+
     _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
     _choice("precision", cfg.precision, PRECISIONS)
     _range("threads", cfg.threads, lambda v: v >= 0, "threads >= 0 (0 = torch's default)")

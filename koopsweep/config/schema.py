@@ -90,6 +90,14 @@ class KoopmanConfig:
 
 
 @dataclass
+class StoreConfig:
+    """The trunk store: dense runs shared by content id across every pruner, fraction and pruning time."""
+
+    reuse: bool = True
+    checkpoint_every: str = "1ep"
+
+
+@dataclass
 class LoggerConfig:
     """Weights & Biases: mode online | offline | disabled | auto."""
 
@@ -123,6 +131,7 @@ class Config:
     schedule: ScheduleConfig = MISSING
     pruner: PrunerConfig = MISSING
     koopman: KoopmanConfig = MISSING
+    store: StoreConfig = MISSING
     logger: LoggerConfig = MISSING
     paths: PathsConfig = MISSING
     experiment_name: str = "default"
@@ -141,6 +150,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "pruner": PrunerConfig,
     "koopman": KoopmanConfig,
+    "store": StoreConfig,
     "logger": LoggerConfig,
     "paths": PathsConfig,
 }

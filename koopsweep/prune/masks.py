@@ -35,7 +35,7 @@ class MaskSet:
         tensors = self.space.tensors(model)
         if self._per_tensor is None or self._per_tensor[0].device != tensors[0].device:
             self._per_tensor = [
-                part.to(device=t.device, dtype=t.dtype) for part, t in zip(self.space.unflatten(self.keep), tensors)
+                part.to(device=t.device, dtype=t.dtype) for part, t in zip(self.space.unflatten(self.keep).values(), tensors)
             ]
         for tensor, mask in zip(tensors, self._per_tensor):
             tensor.mul_(mask)

@@ -26,12 +26,18 @@ class PruneContext:
     iteration: int
     seed: int = 0
     koopman_fit: Callable[[], Any] | None = None
-    gradient: Callable[[int], torch.Tensor] | None = None
+    loss_gradient: Callable[[], torch.Tensor] | None = None
     optimizer: dict[str, Any] = field(default_factory=dict)
 
     def theta(self) -> torch.Tensor:
         """The prunable parameters at the pruning time, flat, float32."""
         return self.space.flatten(self.model)
+
+    def gradient(self) -> torch.Tensor:
+        """∇L at the pruning time averaged over ``pruner.batches`` training batches, flat."""
+        if self.loss_gradient is None:
+            raise RuntimeError("this run provides no gradient to the scorer")
+        return self.loss_gradient()
 
 
 class Scorer(ABC):
@@ -39,7 +45,8 @@ class Scorer(ABC):
 
     name: ClassVar[str] = "scorer"
     requires_koopman: ClassVar[bool] = False
-    requires_gradient: ClassVar[bool] = False
+    # Gradient-flavoured scorers are also compared with gradient pruning (GGP) at the same t and fraction.
+    gradient_flavoured: ClassVar[bool] = False
 
     @abstractmethod
     def scores(self, ctx: PruneContext) -> torch.Tensor:
@@ -63,3 +70,13 @@ class RandomScorer(Scorer):
     def scores(self, ctx: PruneContext) -> torch.Tensor:
         generator = torch.Generator().manual_seed(ctx.seed)
         return torch.rand(ctx.space.numel, generator=generator)
+
+
+class GradientMagnitudeScorer(Scorer):
+    """GGP (scope=global) / LGP (scope=layer): |θ ⊙ ∇L|, the first-order Taylor estimate of a weight's removal."""
+
+    name = "gradient"
+    gradient_flavoured = True
+
+    def scores(self, ctx: PruneContext) -> torch.Tensor:
+        return (ctx.theta() * ctx.gradient()).abs()

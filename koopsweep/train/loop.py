@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from koopsweep.progress import progress
+from koopsweep.train.preempt import Preempted
 
 StepHook = Callable[[int], None]
 
@@ -54,6 +55,7 @@ class Trainer:
     hooks: list[StepHook] = field(default_factory=list)
     show_progress: bool | None = None
     check_every: int = 50
+    stop_requested: Callable[[], int | None] = lambda: None
 
     def train_until(self, end: int, desc: str = "train", on_period: Callable[[int, dict], None] | None = None,
                     period: int = 0) -> None:
@@ -103,4 +105,7 @@ class Trainer:
         self.iteration += 1
         for hook in self.hooks:
             hook(self.iteration)
+        signum = self.stop_requested()
+        if signum is not None:
+            raise Preempted(self.iteration, signum)
         return loss

@@ -1,4 +1,8 @@
-"""One run: dense training to the pruning time -> scores -> exact-k mask -> masked fine-tuning -> evaluation."""
+"""One run: dense trunk to the pruning time -> scores -> exact-k mask -> masked fine-tuning -> evaluation.
+
+The dense part comes from the trunk store when another run already trained it (koopsweep.train.dense); the
+branch (pruning and fine-tuning) is this run's own, checkpointed when the run is stopped so it can resume.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,23 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from koopsweep.data import BatchStream, TensorData, load_dataset
+from koopsweep.data import TensorData, load_dataset
+from koopsweep.data.tensors import BatchStream
 from koopsweep.prune import MaskSet, ParamSpace, select_keep
+from koopsweep.prune.flops import flop_metrics
+from koopsweep.prune.gradients import average_gradient
 from koopsweep.prune.metrics import layer_sparsity, overlap, parameter_counts
-from koopsweep.prune.scorers import PruneContext, Scorer
+from koopsweep.prune.scorers import GradientMagnitudeScorer, PruneContext, Scorer
 from koopsweep.results import package_versions, summary_table, write_json_atomic
+from koopsweep.store import branch_id, trunk_id, trunk_spec
+from koopsweep.store.branch import BranchCheckpoint
+from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import Tracker
 from koopsweep.train import runtime
 from koopsweep.train.loop import Diverged, Trainer, evaluate
 from koopsweep.train.optim import build_optimizer, lr_function
 from koopsweep.train.plan import Plan
+from koopsweep.train.preempt import Preempted, catch_stop_signals
 
 
 @dataclass
@@ -41,6 +52,14 @@ class Run:
 
     def evaluate(self) -> dict[str, float]:
         return evaluate(self.model, self.data.test_x, self.data.test_y, self.cfg.dataset.eval_batch_size)
+
+    def record_eval(self, stage: str) -> None:
+        test = self.evaluate()
+        self.metrics[f"{stage}/test_acc"] = test["acc"]
+        self.metrics[f"{stage}/test_loss"] = test["loss"]
+
+    def timed(self, key: str, seconds: float) -> None:
+        self.timings[f"time/{key}_s"] = self.timings.get(f"time/{key}_s", 0.0) + seconds
 
 
 def build_run(cfg: DictConfig) -> Run:
@@ -66,67 +85,78 @@ def build_run(cfg: DictConfig) -> Run:
     return Run(cfg, device, data, model, space, plan, trainer, scorer, Path(cfg.paths.output_dir))
 
 
-def _train_phase(run: Run, end: int, stage: str, tracker: Tracker) -> None:
+def train_phase(run: Run, end: int, stage: str, tracker: Tracker, on_curve=None) -> None:  # noqa: ANN001
     """Train to ``end``, logging the training loss and test metrics every eval period."""
 
     def on_period(iteration: int, train_metrics: dict[str, float]) -> None:
         test = run.evaluate()
-        tracker.log(
-            {
-                **train_metrics,
-                "test/acc": test["acc"],
-                "test/loss": test["loss"],
-                "epoch": iteration / run.plan.iterations_per_epoch,
-                "lr": run.trainer.lr_at(max(iteration - 1, 0)),
-                "stage": 0 if stage == "dense" else 1,
-            },
-            step=iteration,
-        )
+        record = {
+            **train_metrics,
+            "test/acc": test["acc"],
+            "test/loss": test["loss"],
+            "epoch": iteration / run.plan.iterations_per_epoch,
+            "lr": run.trainer.lr_at(max(iteration - 1, 0)),
+        }
+        tracker.log({**record, "stage": stage}, step=iteration)
+        if on_curve is not None:
+            on_curve({"iteration": iteration, **record})
 
     start = time.perf_counter()
-    run.trainer.train_until(end, desc=stage, on_period=on_period, period=run.plan.eval_every)
-    run.timings[f"time/{stage}_s"] = run.timings.get(f"time/{stage}_s", 0.0) + time.perf_counter() - start
+    try:
+        run.trainer.train_until(end, desc=stage, on_period=on_period, period=run.plan.eval_every)
+    finally:
+        run.timed(stage, time.perf_counter() - start)
 
 
-def _record_eval(run: Run, stage: str) -> None:
-    test = run.evaluate()
-    run.metrics[f"{stage}/test_acc"] = test["acc"]
-    run.metrics[f"{stage}/test_loss"] = test["loss"]
+def prune_context(run: Run, koopman_fit=None) -> PruneContext:  # noqa: ANN001
+    """What scorers may look at: the model at t, the gradient over ``pruner.batches`` batches, the Koopman fit."""
+    t = run.trainer.iteration
+    stream = run.trainer.stream
+    gradient_cache: dict[str, torch.Tensor] = {}
+
+    def loss_gradient() -> torch.Tensor:
+        if "g" not in gradient_cache:
+            batches = (stream.batch(t + i) for i in range(run.cfg.pruner.batches))
+            gradient_cache["g"] = average_gradient(run.model, run.space, batches)
+        return gradient_cache["g"]
+
+    opt = run.cfg.optimizer
+    return PruneContext(
+        model=run.model,
+        space=run.space,
+        iteration=t,
+        seed=run.cfg.seed,
+        koopman_fit=koopman_fit,
+        loss_gradient=loss_gradient,
+        optimizer={"name": opt.name, "lr": run.trainer.lr_at(max(t - 1, 0)), "momentum": opt.momentum},
+    )
 
 
-def _prune(run: Run) -> None:
-    """Score, select exactly k parameters, apply the mask, and compare with GMP at the same t and fraction."""
+def prune(run: Run, ctx: PruneContext) -> MaskSet:
+    """Score, select exactly k parameters, apply the mask, and compare with GMP (and GGP) at the same t, fraction."""
     start = time.perf_counter()
     pruner = run.cfg.pruner
-    ctx = PruneContext(model=run.model, space=run.space, iteration=run.trainer.iteration, seed=run.cfg.seed)
     scores = run.scorer.scores(ctx).to(run.device)
     keep = select_keep(scores, pruner.fraction, run.space, pruner.scope)
-    masks = MaskSet(run.space, keep)
     if pruner.compare:
-        gmp_keep = select_keep(ctx.theta().abs().to(run.device), pruner.fraction, run.space, "global")
-        run.metrics["overlap/gmp"] = overlap(~keep, ~gmp_keep)
+        reference = select_keep(ctx.theta().abs(), pruner.fraction, run.space, "global")
+        run.metrics["overlap/gmp"] = overlap(~keep, ~reference)
+        if run.scorer.gradient_flavoured:
+            ggp = GradientMagnitudeScorer().scores(ctx).to(run.device)
+            run.metrics["overlap/ggp"] = overlap(~keep, ~select_keep(ggp, pruner.fraction, run.space, "global"))
+    masks = MaskSet(run.space, keep)
     masks.apply(run.model)
     run.trainer.masks = masks
-    run.timings["time/prune_s"] = time.perf_counter() - start
+    run.timed("prune", time.perf_counter() - start)
+    return masks
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
 
 
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flat(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path) -> Tracker:
-    """One W&B run per koopsweep run, grouped by experiment, tagged with method, model and dataset."""
+def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trunk: str) -> Tracker:
+    """One W&B run per koopsweep run, grouped by experiment, tagged with method, model, dataset and trunk."""
     log = cfg.logger
     pruner = cfg.pruner
     name = f"{pruner.name}-f{pruner.fraction:g}-t{cfg.schedule.prune_at or 'end'}-s{cfg.seed}"
@@ -137,54 +167,84 @@ def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path) -> T
         name=name,
         group=log.group or cfg.experiment_name,
         job_type=log.job_type or "prune",
-        tags=[pruner.name, cfg.model.name, cfg.dataset.name, *log.tags],
+        tags=[pruner.name, cfg.model.name, cfg.dataset.name, f"trunk-{trunk}", *log.tags],
         run_dir=out_dir,
         resolved_config=resolved,
-        display_config=_flat(resolved),
         notes=log.notes,
     )
 
 
+def _trunk_for(cfg: DictConfig, store_dir: Path, branch: str) -> Trunk:
+    """The shared trunk, or with ``store.reuse=false`` a private one inside the branch (deleted when done)."""
+    if cfg.store.reuse:
+        return Trunk(store_dir, trunk_id(cfg), trunk_spec(cfg))
+    return Trunk(store_dir / "branches" / branch, "private-trunk")
+
+
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     """Execute one run and write results.json into ``paths.output_dir``; returns the results."""
+    from koopsweep.train.dense import train_trunk  # late: dense imports run's helpers
+
     wall = time.perf_counter()
     resolved = _resolved(cfg)
     run = build_run(cfg)
     run.out_dir.mkdir(parents=True, exist_ok=True)
-    status = "finished"
-    with start_tracker(cfg, resolved, run.out_dir) as tracker:
+    store_dir = Path(cfg.paths.store_dir)
+    branch = branch_id(cfg)
+    trunk = _trunk_for(cfg, store_dir, branch)
+    checkpoint = BranchCheckpoint(store_dir / "branches" / branch, run.space.layout_hash)
+    status, exit_code = "finished", 0
+    with catch_stop_signals() as stop, start_tracker(cfg, resolved, run.out_dir, trunk.id) as tracker:
+        run.trainer.stop_requested = stop
         try:
-            _train_phase(run, run.plan.prune_at, "dense", tracker)
-            _record_eval(run, "dense")
-            if run.scorer is not None:
-                _prune(run)
-            _record_eval(run, "pruned")
-            _train_phase(run, run.plan.end, "finetune", tracker)
-            _record_eval(run, "final")
+            resumed = checkpoint.restore(run)
+            if not resumed:
+                fit = train_trunk(run, trunk, tracker)
+                run.record_eval("dense")
+                if run.scorer is not None:
+                    prune(run, prune_context(run, fit))
+                run.record_eval("pruned")
+            train_phase(run, run.plan.end, "finetune", tracker)
+            run.record_eval("final")
+            checkpoint.clear()
         except Diverged as exc:
             status = "diverged"
             run.metrics["diverged_at"] = exc.iteration
-        run.metrics.update(parameter_counts(run.model, run.space))
-        run.timings["time/total_s"] = time.perf_counter() - wall
-        run.metrics.update(run.timings)
-        results = {
-            "status": status,
-            "pruner": cfg.pruner.name,
-            "fraction": cfg.pruner.fraction,
-            "iterations": {
-                "per_epoch": run.plan.iterations_per_epoch,
-                "prune_at": run.plan.prune_at,
-                "end": run.plan.end,
-            },
-            "metrics": run.metrics,
-            "layer_sparsity": layer_sparsity(run.model, run.space),
-            "config": resolved,
-            "versions": package_versions(),
-            "device": str(run.device),
-        }
+        except Preempted as exc:
+            status, exit_code = "preempted", exc.exit_code
+            if run.trainer.iteration > run.plan.prune_at:
+                checkpoint.save(run)
+            run.metrics["preempted_at"] = exc.iteration
+        if not cfg.store.reuse and status != "preempted":
+            trunk.remove()
+        results = _results(run, cfg, resolved, status, trunk.id, branch, wall)
         write_json_atomic(run.out_dir / "results.json", results)
         tracker.summary(run.metrics)
         tracker.finish(status)
     print(summary_table(results))
     print(f"results: {run.out_dir / 'results.json'}")
+    if status == "preempted":
+        print(f"koopsweep: stopped at iteration {run.metrics['preempted_at']}; state saved: run the same command to resume")
+        raise SystemExit(exit_code)
     return results
+
+
+def _results(run: Run, cfg: DictConfig, resolved: dict[str, Any], status: str, trunk: str, branch: str,
+             wall: float) -> dict[str, Any]:
+    run.metrics.update(parameter_counts(run.model, run.space))
+    run.metrics.update(flop_metrics(run.model, run.data.input_shape))
+    run.timed("total", time.perf_counter() - wall)
+    run.metrics.update(run.timings)
+    return {
+        "status": status,
+        "pruner": cfg.pruner.name,
+        "fraction": cfg.pruner.fraction,
+        "trunk_id": trunk,
+        "branch_id": branch,
+        "iterations": {"per_epoch": run.plan.iterations_per_epoch, "prune_at": run.plan.prune_at, "end": run.plan.end},
+        "metrics": run.metrics,
+        "layer_sparsity": layer_sparsity(run.model, run.space),
+        "config": resolved,
+        "versions": package_versions(),
+        "device": str(run.device),
+    }
