@@ -24,6 +24,7 @@ from koopsweep.prune.metrics import layer_sparsity, overlap, parameter_counts
 from koopsweep.prune.scorers import GradientMagnitudeScorer, PruneContext, Scorer
 from koopsweep.results import package_versions, summary_table, write_json_atomic
 from koopsweep.store import branch_id, trunk_id, trunk_spec
+from koopsweep.store.artifacts import save_checked
 from koopsweep.store.branch import BranchCheckpoint
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import Tracker
@@ -218,6 +219,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         if not cfg.store.reuse and status != "preempted":
             trunk.remove()
         results = _results(run, cfg, resolved, status, trunk.id, branch, wall)
+        save_checked(run.out_dir / "model.pt", {k: v.cpu() for k, v in run.model.state_dict().items()})
         write_json_atomic(run.out_dir / "results.json", results)
         tracker.summary(run.metrics)
         tracker.finish(status)

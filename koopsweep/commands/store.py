@@ -1,0 +1,130 @@
+"""``koopsweep store list | inspect ID | gc``: look into the trunk store and clean it (dry run by default)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from koopsweep.errors import ConfigError
+
+
+def default_store_dir() -> Path:
+    """``paths.store_dir`` of the default config (honours KOOPSWEEP_STORE_DIR / KOOPSWEEP_ROOT)."""
+    from koopsweep.config.compose import compose_config
+
+    return Path(compose_config([], check=False).paths.store_dir)
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _last_used(path: Path) -> float:
+    return max((p.stat().st_mtime for p in path.rglob("*") if p.is_file()), default=path.stat().st_mtime)
+
+
+def _trunks(store: Path) -> list[Path]:
+    folder = store / "trunks"
+    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def _describe(trunk: Path) -> dict:
+    from koopsweep.store.trunk import Trunk
+
+    spec_file = trunk / "spec.json"
+    spec = json.loads(spec_file.read_text()) if spec_file.exists() else {}
+    windows = sorted(p.name for p in (trunk / "windows").iterdir()) if (trunk / "windows").is_dir() else []
+    fits = sorted(p.stem for p in (trunk / "fits").glob("*.pt")) if (trunk / "fits").is_dir() else []
+    return {
+        "id": trunk.name,
+        "model": spec.get("model", {}).get("_target_", "?").rsplit(".", 1)[-1],
+        "dataset": spec.get("dataset", {}).get("name", "?"),
+        "seed": spec.get("seed"),
+        "states": Trunk(trunk.parent.parent, trunk.name).state_iterations(),
+        "windows": windows,
+        "fits": fits,
+        "bytes": _size(trunk),
+        "last_used": _last_used(trunk),
+        "spec": spec,
+    }
+
+
+def cmd_list(store: Path) -> None:
+    trunks = [_describe(t) for t in _trunks(store)]
+    if not trunks:
+        print(f"no trunks in {store}")
+        return
+    print(f"{'trunk':16}  {'model':12} {'dataset':10} {'seed':>4}  {'states (it)':24} {'windows':>7}  {'size':>9}")
+    for t in trunks:
+        states = ",".join(map(str, t["states"][-4:])) + ("…" if len(t["states"]) > 4 else "")
+        print(
+            f"{t['id']:16}  {t['model'][:12]:12} {t['dataset'][:10]:10} {t['seed']!s:>4}  {states[:24]:24} "
+            f"{len(t['windows']):>7}  {_human(t['bytes']):>9}"
+        )
+    print(f"{len(trunks)} trunk(s), {_human(sum(t['bytes'] for t in trunks))} in {store}")
+
+
+def cmd_inspect(store: Path, trunk_id: str) -> None:
+    matches = [t for t in _trunks(store) if t.name.startswith(trunk_id)]
+    if len(matches) != 1:
+        raise ConfigError(f"{len(matches)} trunks in {store} start with '{trunk_id}': give more of the id")
+    info = _describe(matches[0])
+    info["last_used"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["last_used"]))
+    print(json.dumps(info, indent=2))
+
+
+def gc_candidates(store: Path, older_than_days: float | None, everything: bool) -> list[Path]:
+    """What ``gc`` removes: leftover temp files, orphaned branch checkpoints and private trunks, old trunks."""
+    now = time.time()
+    found = [p for p in store.rglob(".*.tmp")] if store.is_dir() else []
+    branches = store / "branches"
+    if branches.is_dir():
+        found += [b for b in branches.iterdir() if b.is_dir() and (everything or not any(b.rglob("state.pt")))]
+    for trunk in _trunks(store):
+        if everything or (older_than_days is not None and now - _last_used(trunk) > older_than_days * 86400):
+            found.append(trunk)
+    return found
+
+
+def cmd_gc(store: Path, older_than_days: float | None, everything: bool, apply: bool) -> None:
+    candidates = gc_candidates(store, older_than_days, everything)
+    total = sum(_size(p) if p.is_dir() else p.stat().st_size for p in candidates)
+    for path in candidates:
+        print(f"{'removing' if apply else 'would remove'} {path.relative_to(store)}")
+        if apply:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    verb = "freed" if apply else "would free"
+    print(f"{len(candidates)} item(s), {verb} {_human(total)}" + ("" if apply else "; add --apply to delete"))
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(prog="koopsweep store", description=__doc__)
+    parser.add_argument("--store", type=Path, default=None, help="store folder (default: paths.store_dir)")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    sub.add_parser("list", help="one line per trunk")
+    inspect = sub.add_parser("inspect", help="everything about one trunk")
+    inspect.add_argument("trunk_id")
+    gc = sub.add_parser("gc", help="remove temp files, orphaned branches and old trunks (dry run unless --apply)")
+    gc.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="also trunks unused for DAYS")
+    gc.add_argument("--all", action="store_true", help="remove every trunk and branch")
+    gc.add_argument("--apply", action="store_true", help="really delete")
+    args = parser.parse_args(list(argv))
+    store = args.store or default_store_dir()
+    if args.verb == "list":
+        cmd_list(store)
+    elif args.verb == "inspect":
+        cmd_inspect(store, args.trunk_id)
+    else:
+        cmd_gc(store, args.older_than, args.all, args.apply)

@@ -1,0 +1,184 @@
+"""The trunk/branch store: ids, reuse, bit-exact branches and resume, locking, corruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from koopsweep.config.compose import compose_config
+from koopsweep.store import trunk_id
+from koopsweep.store.artifacts import load_checked
+from koopsweep.train.run import run_experiment
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_checked(out / "model.pt")
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+class TestTrunkIds:
+    def test_changes_with_what_decides_the_dense_run(self):
+        base = trunk_id(compose_config([], check=False))
+        assert trunk_id(compose_config(["seed=1"], check=False)) != base
+        assert trunk_id(compose_config(["optimizer.lr=0.2"], check=False)) != base
+        assert trunk_id(compose_config(["model=mnistnet"], check=False)) != base
+        assert trunk_id(compose_config(["dataset.batch_size=64"], check=False)) != base
+
+    def test_unchanged_by_pruning_and_finetuning(self):
+        base = trunk_id(compose_config([], check=False))
+        for override in [
+            "pruner=kmp" if (REPO / "conf/pruner/kmp.yaml").exists() else "pruner=random",
+            "pruner.fraction=0.3",
+            "schedule.prune_at=1ep",
+            "schedule.finetune=3ep",
+            "schedule.finetune_lr=0.001",
+            "koopman.window=200it",
+            "dataset.eval_batch_size=10",
+            "logger=none",
+        ]:
+            assert trunk_id(compose_config([override], check=False)) == base, override
+
+    def test_a_new_option_at_its_default_keeps_old_ids(self, monkeypatch):
+        from dataclasses import field, make_dataclass
+
+        from koopsweep.config import schema
+        from koopsweep.store import ids
+
+        base = trunk_id(compose_config([], check=False))
+        extended = make_dataclass(
+            "OptimizerConfig", [("dampening", float, field(default=0.0))], bases=(schema.OptimizerConfig,)
+        )
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.create(OmegaConf.to_container(compose_config([], check=False)))
+        cfg.optimizer.dampening = 0.0
+        monkeypatch.setitem(ids.TRUNK_FIELDS, "optimizer", (extended, (*ids.TRUNK_FIELDS["optimizer"][1], "dampening")))
+        assert trunk_id(cfg) == base
+        cfg.optimizer.dampening = 0.5
+        assert trunk_id(cfg) != base
+
+
+def test_zero_fraction_branch_reproduces_the_dense_run_bit_for_bit(make_cfg, tiny):
+    branch = run_experiment(make_cfg([*tiny, "pruner.fraction=0", "schedule.prune_at=1ep"], out="branch"))
+    dense = run_experiment(make_cfg([*tiny, "pruner=none", "schedule.finetune=0it", "schedule.train=2ep",
+                                     "store.reuse=false"], out="dense"))
+    assert branch["iterations"]["end"] == dense["iterations"]["end"]
+    assert branch["metrics"]["final/test_acc"] == dense["metrics"]["final/test_acc"]
+    assert branch["metrics"]["final/test_loss"] == dense["metrics"]["final/test_loss"]
+    assert _same_weights(Path(branch["config"]["paths"]["output_dir"]), Path(dense["config"]["paths"]["output_dir"]))
+
+
+def test_second_run_reuses_the_trunk_and_matches_a_run_without_reuse(make_cfg, tiny):
+    first = run_experiment(make_cfg([*tiny, "pruner.fraction=0.5"], out="a"))
+    second = run_experiment(make_cfg([*tiny, "pruner.fraction=0.9"], out="b"))
+    fresh = run_experiment(make_cfg([*tiny, "pruner.fraction=0.9", "store.reuse=false"], out="c"))
+    assert first["metrics"]["trunk/reused_iterations"] == 0
+    assert second["metrics"]["trunk/reused_iterations"] == second["iterations"]["prune_at"]
+    assert fresh["metrics"]["trunk/reused_iterations"] == 0
+    for key in ("dense/test_acc", "pruned/test_loss", "final/test_loss"):
+        assert second["metrics"][key] == fresh["metrics"][key]
+
+
+def test_corrupt_state_is_detected_and_rebuilt(make_cfg, tiny, tmp_path, caplog):
+    first = run_experiment(make_cfg(tiny, out="a"))
+    states = sorted((tmp_path / "store" / "trunks" / first["trunk_id"] / "states").glob("it-*.pt"))
+    target = states[-1]
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    second = run_experiment(make_cfg(tiny, out="b"))
+    assert "corrupt" in caplog.text
+    assert second["metrics"]["trunk/reused_iterations"] < second["iterations"]["prune_at"]
+    assert second["metrics"]["final/test_loss"] == first["metrics"]["final/test_loss"]
+    assert load_checked(target) is not None  # rebuilt and verified
+
+
+def test_diverged_run_ends_with_status_diverged(make_cfg, tiny):
+    results = run_experiment(make_cfg([*tiny, "optimizer.lr=1e6", "pruner.fraction=0.5"]))
+    assert results["status"] == "diverged"
+    assert "diverged_at" in results["metrics"]
+
+
+def _koopsweep(args: list[str], tmp_path: Path, stop_at: int | None = None, env_extra: dict | None = None):
+    """Run koopsweep in a subprocess; with ``stop_at`` it sends itself SIGTERM right after that iteration."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from koopsweep.train.loop import Trainer
+        stop_at = {stop_at!r}
+        original = Trainer.step
+        def step(self):
+            if stop_at is not None and self.iteration + 1 == stop_at:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return original(self)
+        Trainer.step = step
+        from koopsweep.cli import main
+        main(sys.argv[1:])
+        """
+    )
+    env = {**os.environ, "KOOPSWEEP_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
+           **(env_extra or {})}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=240)
+
+
+def _results_in(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob("results.json"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["dense", "finetune"])
+def test_sigterm_then_rerun_resumes_bit_exact(tmp_path, tiny, phase):
+    import random
+
+    args = ["logger=none", "threads=1", *tiny, "pruner.fraction=0.5", "schedule.prune_at=1ep"]
+    ipe = 8  # 512 samples / batch 64
+    rng = random.Random(0 if phase == "dense" else 1)
+    stop_at = rng.randint(2, ipe - 1) if phase == "dense" else rng.randint(ipe + 2, 2 * ipe - 1)
+    stopped = _koopsweep([*args, "hydra.run.dir=out/stopped"], tmp_path, stop_at=stop_at)
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert json.loads((tmp_path / "out/stopped/results.json").read_text())["status"] == "preempted"
+    resumed = _koopsweep([*args, "hydra.run.dir=out/resumed"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    clean = _koopsweep([*args, "hydra.run.dir=out/clean", "store.reuse=false"], tmp_path / "clean_root")
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    r = json.loads((tmp_path / "out/resumed/results.json").read_text())
+    c = json.loads((tmp_path / "clean_root/out/clean/results.json").read_text())
+    assert r["status"] == "finished"
+    assert r["metrics"]["final/test_loss"] == c["metrics"]["final/test_loss"]
+    assert _same_weights(tmp_path / "out/resumed", tmp_path / "clean_root/out/clean")
+
+
+@pytest.mark.slow
+def test_three_concurrent_runs_train_their_trunk_once(tmp_path, tiny):
+    env = {**os.environ, "KOOPSWEEP_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "koopsweep", "logger=none", "threads=1", *tiny, f"pruner.fraction={f}",
+             f"hydra.run.dir=out/{i}"],
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i, f in enumerate((0.3, 0.6, 0.9))
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err[-2000:]
+    results = _results_in(tmp_path / "out")
+    reused = sorted(r["metrics"]["trunk/reused_iterations"] for r in results)
+    prune_at = results[0]["iterations"]["prune_at"]
+    assert reused == [0, prune_at, prune_at]
+    assert len({r["metrics"]["dense/test_loss"] for r in results}) == 1
