@@ -33,6 +33,12 @@ class PruneContext:
         """The prunable parameters at the pruning time, flat, float32."""
         return self.space.flatten(self.model)
 
+    def koopman(self) -> Any:
+        """The run's Koopman fit (koopsweep.train.koopman_window.CachedFit): fixed_point(), gradient(lr, β)."""
+        if self.koopman_fit is None:
+            raise RuntimeError("this run recorded no Koopman window (the scorer must set requires_koopman)")
+        return self.koopman_fit()
+
     def gradient(self) -> torch.Tensor:
         """∇L at the pruning time averaged over ``pruner.batches`` training batches, flat."""
         if self.loss_gradient is None:
@@ -80,3 +86,26 @@ class GradientMagnitudeScorer(Scorer):
 
     def scores(self, ctx: PruneContext) -> torch.Tensor:
         return (ctx.theta() * ctx.gradient()).abs()
+
+
+class KoopmanMagnitudeScorer(Scorer):
+    """KMP: |θ*| where θ* is the Koopman mode with eigenvalue nearest 1, scaled by its amplitude."""
+
+    name = "kmp"
+    requires_koopman = True
+
+    def scores(self, ctx: PruneContext) -> torch.Tensor:
+        return ctx.koopman().fixed_point().abs()
+
+
+class KoopmanGradientScorer(Scorer):
+    """KGP: |θ(t) ⊙ ĝ(t)| with ĝ the Koopman reconstruction of the gradient (heavy-ball momentum undone)."""
+
+    name = "kgp"
+    requires_koopman = True
+    gradient_flavoured = True
+
+    def scores(self, ctx: PruneContext) -> torch.Tensor:
+        momentum = ctx.optimizer.get("momentum", 0.0) if ctx.optimizer.get("momentum_correction", True) else 0.0
+        g_hat = ctx.koopman().gradient(ctx.optimizer["lr"], momentum)
+        return (ctx.theta().cpu() * g_hat).abs()

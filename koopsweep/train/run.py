@@ -50,6 +50,7 @@ class Run:
     out_dir: Path
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    koopman: dict[str, Any] | None = None
 
     def evaluate(self) -> dict[str, float]:
         return evaluate(self.model, self.data.test_x, self.data.test_y, self.cfg.dataset.eval_batch_size)
@@ -129,15 +130,44 @@ def prune_context(run: Run, koopman_fit=None) -> PruneContext:  # noqa: ANN001
         seed=run.cfg.seed,
         koopman_fit=koopman_fit,
         loss_gradient=loss_gradient,
-        optimizer={"name": opt.name, "lr": run.trainer.lr_at(max(t - 1, 0)), "momentum": opt.momentum},
+        optimizer={
+            "name": opt.name,
+            "lr": run.trainer.lr_at(max(t - 1, 0)),
+            "momentum": opt.momentum if opt.name == "sgd" else 0.0,
+            "momentum_correction": run.cfg.koopman.momentum_correction,
+        },
     )
 
 
-def prune(run: Run, ctx: PruneContext) -> MaskSet:
+def log_koopman(run: Run, ctx: PruneContext, tracker: Tracker) -> None:
+    """The chosen eigenvalue, kept rank, mode's imaginary share and the whole spectrum (results and W&B)."""
+    fit = ctx.koopman()
+    summary = fit.summary()
+    lam = torch.complex(torch.tensor(summary["spectrum"]["re"]), torch.tensor(summary["spectrum"]["im"]))
+    chosen = int(torch.argmin((lam - 1).abs()))
+    run.koopman = summary
+    run.metrics.update(
+        {
+            "koopman/eigenvalue_re": summary["eigenvalue"]["re"],
+            "koopman/eigenvalue_im": summary["eigenvalue"]["im"],
+            "koopman/distance_to_1": summary["eigenvalue"]["distance_to_1"],
+            "koopman/rank": summary["rank"],
+            "koopman/snapshots": summary["snapshots"],
+            "koopman/imag_ratio": summary["imag_ratio"],
+            "koopman/reconstruction_error": summary["reconstruction_error"],
+            "time/koopman_fit_s": fit.seconds,
+        }
+    )
+    tracker.log_spectrum(lam, chosen, step=run.trainer.iteration)
+
+
+def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
     """Score, select exactly k parameters, apply the mask, and compare with GMP (and GGP) at the same t, fraction."""
     start = time.perf_counter()
     pruner = run.cfg.pruner
     scores = run.scorer.scores(ctx).to(run.device)
+    if run.scorer.requires_koopman:
+        log_koopman(run, ctx, tracker)
     keep = select_keep(scores, pruner.fraction, run.space, pruner.scope)
     if pruner.compare:
         reference = select_keep(ctx.theta().abs(), pruner.fraction, run.space, "global")
@@ -203,7 +233,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
                 fit = train_trunk(run, trunk, tracker)
                 run.record_eval("dense")
                 if run.scorer is not None:
-                    prune(run, prune_context(run, fit))
+                    prune(run, prune_context(run, fit), tracker)
                 run.record_eval("pruned")
             train_phase(run, run.plan.end, "finetune", tracker)
             run.record_eval("final")
@@ -246,6 +276,7 @@ def _results(run: Run, cfg: DictConfig, resolved: dict[str, Any], status: str, t
         "iterations": {"per_epoch": run.plan.iterations_per_epoch, "prune_at": run.plan.prune_at, "end": run.plan.end},
         "metrics": run.metrics,
         "layer_sparsity": layer_sparsity(run.model, run.space),
+        "koopman": run.koopman,
         "config": resolved,
         "versions": package_versions(),
         "device": str(run.device),
