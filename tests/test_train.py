@@ -1,0 +1,98 @@
+"""Real (tiny) runs through the trainer: pruning, masks, determinism, every pruner, results and logging."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import torch
+
+from koopsweep.config import conf_dir
+from koopsweep.prune.select import count_to_remove
+from koopsweep.store.artifacts import load_checked
+from koopsweep.train.run import build_run, run_experiment
+
+PRUNERS = sorted(p.stem for p in (conf_dir() / "pruner").glob("*.yaml") if p.stem != "none")
+
+
+@pytest.mark.parametrize("pruner", PRUNERS)
+def test_every_pruner_hits_its_target_sparsity_exactly(make_cfg, tiny, pruner):
+    fraction = 0.73
+    results = run_experiment(make_cfg([*tiny, f"pruner={pruner}", f"pruner.fraction={fraction}"], out=pruner))
+    m = results["metrics"]
+    assert results["status"] == "finished"
+    removed = round(m["sparsity"] * m["params/prunable"])
+    assert removed == count_to_remove(fraction, m["params/prunable"])
+    assert m["compression"] == pytest.approx(m["params/total"] / m["params/nonzero"])
+    assert 0.0 <= m["overlap/gmp"] <= 1.0
+    if pruner in ("kmp", "kgp"):
+        assert m["koopman/rank"] >= 2
+        assert results["koopman"]["spectrum"]["re"]
+    if pruner in ("ggp", "lgp", "kgp"):
+        assert 0.0 <= m["overlap/ggp"] <= 1.0
+
+
+def test_already_zero_weights_and_ties_still_give_the_exact_count(make_cfg, tiny):
+    """GMP on a network with a third of its weights already zero: the zeros go first, the count stays exact."""
+    from koopsweep.prune import MaskSet, select_keep
+    from koopsweep.train.run import prune, prune_context
+    from koopsweep.tracking import Tracker
+
+    run = build_run(make_cfg([*tiny, "pruner.fraction=0.5"]))
+    with torch.no_grad():
+        for tensor in run.space.tensors(run.model):
+            tensor.view(-1)[::3] = 0.0
+    zeros = int((run.space.flatten(run.model) == 0).sum())
+    with Tracker.start(mode="disabled", project="t") as tracker:
+        masks = prune(run, prune_context(run), tracker)
+    assert isinstance(masks, MaskSet)
+    assert masks.num_removed == count_to_remove(0.5, run.space.numel)
+    theta = run.space.flatten(run.model)
+    assert int((theta == 0).sum()) == masks.num_removed >= zeros
+    assert torch.equal(masks.keep, select_keep(theta.abs(), 0.5, run.space))
+
+
+def test_masked_weights_stay_zero_through_finetuning_with_momentum_and_weight_decay(make_cfg, tiny):
+    results = run_experiment(
+        make_cfg([*tiny, "pruner.fraction=0.9", "optimizer.momentum=0.9", "optimizer.nesterov=true",
+                  "optimizer.weight_decay=0.01", "schedule.finetune=3ep"])
+    )
+    weights = load_checked(Path(results["config"]["paths"]["output_dir"]) / "model.pt")
+    prunable = [n for n in results["layer_sparsity"]]
+    zeros = sum(int((weights[n] == 0).sum()) for n in prunable)
+    total = sum(weights[n].numel() for n in prunable)
+    assert zeros == count_to_remove(0.9, total)
+    assert results["metrics"]["sparsity"] == pytest.approx(0.9, abs=1e-6)
+
+
+def test_same_seed_same_numbers_twice(make_cfg, tiny):
+    a = run_experiment(make_cfg([*tiny, "store.reuse=false"], out="a"))
+    b = run_experiment(make_cfg([*tiny, "store.reuse=false"], out="b"))
+    for key in ("dense/test_loss", "pruned/test_loss", "final/test_loss", "final/test_acc"):
+        assert a["metrics"][key] == b["metrics"][key]
+    wa = load_checked(Path(a["config"]["paths"]["output_dir"]) / "model.pt")
+    wb = load_checked(Path(b["config"]["paths"]["output_dir"]) / "model.pt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = run_experiment(make_cfg([*tiny, "store.reuse=false", "seed=1"], out="c"))
+    assert c["metrics"]["final/test_loss"] != a["metrics"]["final/test_loss"]
+
+
+def test_results_json_holds_what_the_report_needs(make_cfg, tiny):
+    results = run_experiment(make_cfg(tiny))
+    on_disk = json.loads((Path(results["config"]["paths"]["output_dir"]) / "results.json").read_text())
+    assert on_disk["status"] == "finished"
+    for key in ("dense/test_acc", "pruned/test_acc", "final/test_acc", "dense/test_loss", "final/test_loss",
+                "sparsity", "compression", "params/total", "params/nonzero", "flops/speedup", "time/total_s"):
+        assert key in on_disk["metrics"], key
+    assert on_disk["versions"]["torch"] == metadata.version("torch")
+    assert on_disk["config"]["pruner"]["name"] == "gmp"
+    assert on_disk["metrics"]["final/test_acc"] > 0.5  # the synthetic task is learnable
+
+
+def test_pruning_before_the_koopman_window_fits_is_refused(make_cfg, tiny):
+    from koopsweep.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="snapshots"):
+        run_experiment(make_cfg([*tiny, "pruner=kmp", "schedule.prune_at=1it"]))
