@@ -15,4 +15,6 @@ def _lazy(module: str) -> Callable[[Sequence[str]], None]:
 
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "store": _lazy("store"),
+    "sweep": _lazy("sweep"),
+    "report": _lazy("report"),
 }

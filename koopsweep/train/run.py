@@ -186,8 +186,11 @@ def _resolved(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
 
 
-def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trunk: str) -> Tracker:
-    """One W&B run per koopsweep run, grouped by experiment, tagged with method, model, dataset and trunk."""
+def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trunk: str, branch: str) -> Tracker:
+    """One W&B run per grid cell, grouped by experiment, tagged with method, model, dataset and trunk.
+
+    The W&B run id is the branch id, so a preempted or re-issued cell resumes its own run instead of adding one.
+    """
     log = cfg.logger
     pruner = cfg.pruner
     name = f"{pruner.name}-f{pruner.fraction:g}-t{cfg.schedule.prune_at or 'end'}-s{cfg.seed}"
@@ -201,6 +204,7 @@ def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trun
         tags=[pruner.name, cfg.model.name, cfg.dataset.name, f"trunk-{trunk}", *log.tags],
         run_dir=out_dir,
         resolved_config=resolved,
+        run_id=branch,
         notes=log.notes,
     )
 
@@ -225,7 +229,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     trunk = _trunk_for(cfg, store_dir, branch)
     checkpoint = BranchCheckpoint(store_dir / "branches" / branch, run.space.layout_hash)
     status, exit_code = "finished", 0
-    with catch_stop_signals() as stop, start_tracker(cfg, resolved, run.out_dir, trunk.id) as tracker:
+    with catch_stop_signals() as stop, start_tracker(cfg, resolved, run.out_dir, trunk.id, branch) as tracker:
         run.trainer.stop_requested = stop
         try:
             resumed = checkpoint.restore(run)

@@ -1,0 +1,221 @@
+"""Tracker: mode resolution, offline runs in tmp dirs (4 wandb.init calls in all), disabled no-ops, spectrum PNG."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from koopsweep.errors import ConfigError
+from koopsweep.tracking import RESOLVED_CONFIG_KEY, Tracker, flatten_config, resolve_mode
+
+_WANDB_VARS = (
+    "WANDB_API_KEY",
+    "WANDB_IDENTITY_TOKEN_FILE",
+    "WANDB_BASE_URL",
+    "WANDB_MODE",
+    "WANDB_SWEEP_ID",
+    "WANDB_RUN_ID",
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+    "CI",
+)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """One isolated HOME/cache/config for the module: wandb's service keeps the environment it first saw."""
+    root = tmp_path_factory.mktemp("wandb_home")
+    with pytest.MonkeyPatch.context() as mp:
+        for var in _WANDB_VARS:
+            mp.delenv(var, raising=False)
+        mp.setenv("HOME", str(root))
+        mp.setenv("NETRC", str(root / "no-netrc"))
+        for var, sub in (
+            ("XDG_CACHE_HOME", "cache"),
+            ("XDG_CONFIG_HOME", "config"),
+            ("WANDB_CACHE_DIR", "cache/wandb"),
+            ("WANDB_CONFIG_DIR", "config/wandb"),
+            ("WANDB_DATA_DIR", "data"),
+            ("WANDB_DIR", "stray"),
+        ):
+            mp.setenv(var, str(root / sub))
+        mp.setenv("WANDB_DISABLE_GIT", "true")
+        mp.chdir(root)
+        yield root
+
+
+@pytest.fixture
+def wandb_offline(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Undo conftest's WANDB_MODE=disabled (which the Tracker honours) for the few tests that write offline runs."""
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_DIR", str(sandbox / "stray"))
+    return sandbox
+
+
+def _records(run_folder: Path) -> list[Any]:
+    """Decode the offline transaction log (LevelDB log format of protobuf Records): no reader ships with 0.31."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (log,) = run_folder.glob("run-*.wandb")
+    data, pos, chunks, out = log.read_bytes(), 7, [], []
+    if len(data) < 7:
+        return out
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:
+            pos += 32768 - pos % 32768
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if pos + 7 + length > len(data):  # a record still being written
+            break
+        chunks.append(data[pos + 7 : pos + 7 + length])
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST
+            record = pb.Record()
+            record.ParseFromString(b"".join(chunks))
+            out.append(record)
+            chunks = []
+        elif kind == 0:
+            break
+    return out
+
+
+def _offline_state(run_folder: Path) -> dict[str, Any]:
+    """Run id, config, summary and exit code of an offline run, read back from its files.
+
+    wandb-core writes the log asynchronously: `finish()` can return before the file is flushed, so poll briefly.
+    """
+    deadline = time.monotonic() + 10.0
+    while True:
+        records = _records(run_folder)
+        kinds = {rec.WhichOneof("record_type") for rec in records}
+        if {"run", "exit"} <= kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    state: dict[str, Any] = {"config": {}, "summary": {}, "exit_code": None, "preempting": False}
+    for rec in records:
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            state["id"] = rec.run.run_id
+            state["group"], state["job_type"], state["tags"] = rec.run.run_group, rec.run.job_type, list(rec.run.tags)
+            state["config"].update({u.key: json.loads(u.value_json) for u in rec.run.config.update})
+        elif kind == "config":
+            state["config"].update({u.key: json.loads(u.value_json) for u in rec.config.update})
+        elif kind == "summary":
+            for u in rec.summary.update:
+                state["summary"][u.key or u.nested_key[0]] = json.loads(u.value_json)
+        elif kind == "exit":
+            state["exit_code"] = rec.exit.exit_code
+        elif kind == "preempting":
+            state["preempting"] = True
+    return state
+
+
+def test_resolve_mode_rules(tmp_path: Path) -> None:
+    no_key = {"HOME": str(tmp_path), "NETRC": str(tmp_path / "missing")}
+    mode, reason = resolve_mode("auto", no_key, consult_wandb=False)
+    assert mode == "offline" and "API key" in reason
+    assert resolve_mode("online", no_key, consult_wandb=False)[0] == "offline"  # never a login prompt
+    assert resolve_mode("auto", {**no_key, "WANDB_API_KEY": "k" * 40}, consult_wandb=False) == ("online", None)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "p" * 40 + "\n")
+    netrc.chmod(0o600)
+    assert resolve_mode("auto", {**no_key, "NETRC": str(netrc)}, consult_wandb=False) == ("online", None)
+    key = {**no_key, "WANDB_API_KEY": "k" * 40}
+    assert resolve_mode("online", {**key, "WANDB_MODE": "disabled"})[0] == "disabled"  # env lowers
+    assert resolve_mode("offline", {**key, "WANDB_MODE": "online"})[0] == "offline"  # env never raises
+    assert resolve_mode("auto", {**no_key, "WANDB_MODE": "dryrun"}, consult_wandb=False) == ("offline", None)
+    with pytest.raises(ConfigError, match="logger.mode"):
+        resolve_mode("onlien", no_key)
+    with pytest.raises(ConfigError, match="WANDB_MODE"):
+        resolve_mode("auto", {**no_key, "WANDB_MODE": "cloud"})
+    assert flatten_config({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}}) == {"a.b": 1, "a.c.d": [1, 2], "e": {}}
+
+
+def test_disabled_writes_nothing_and_is_a_noop(sandbox: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    with Tracker.start("disabled", "koopsweep", None, "n", "g", "train", ["t"], run_dir, {"a": {"b": 1}}) as t:
+        assert (t.mode, t.offline_dir, t.url, t.run_id) == ("disabled", None, None, None)
+        t.log({"loss": 1.0}, step=0)
+        t.summary({"acc": 0.5})
+        t.log_table("overlap", ["fraction", "overlap"], [[0.5, 1.0]])
+    assert t.finished and not run_dir.exists() and not (sandbox / "stray").exists()
+    with pytest.raises(RuntimeError, match="after finish"):
+        t.log({"loss": 0.0})
+    with pytest.raises(ConfigError, match="tags"):
+        Tracker.start("disabled", "p", tags=["x" * 65], run_dir=run_dir)
+    with pytest.raises(ConfigError, match="run id"):
+        Tracker.start("disabled", "p", run_dir=run_dir, run_id="a/b")
+
+
+def test_spectrum_png_highlights_chosen_eigenvalue(sandbox: Path, tmp_path: Path) -> None:
+    import matplotlib.image
+
+    lam = np.concatenate([0.6 * np.exp(1j * np.linspace(0.3, 2.8, 9)), [0.999 + 0.0j, 0.2 - 0.1j]])
+    with Tracker.start("disabled", "p", run_dir=tmp_path) as t:
+        path = t.log_spectrum(lam, chosen_index=9, step=7)
+        with pytest.raises(IndexError):
+            t.log_spectrum(lam, chosen_index=11)
+    assert path == tmp_path / "figures" / "koopman_spectrum_step7.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+    rgb = matplotlib.image.imread(path)[..., :3]
+    red = np.all(np.abs(rgb - np.array([0xD6, 0x27, 0x28]) / 255) < 0.05, axis=-1)  # tab:red star
+    right = red[:, int(rgb.shape[1] * 0.65) :]  # the star at λ ≈ 1 sits right of centre (its legend entry is left)
+    assert right.sum() > 20
+
+
+def test_auto_without_key_goes_offline_and_runs_stay_separate(
+    wandb_offline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg1 = {"model": {"name": "mnistnet"}, "pruner": {"fraction": 0.5}}
+    first = Tracker.start("auto", "koopsweep", None, "one", "g1", "branch", ["a"], tmp_path / "r1", cfg1)
+    out = capsys.readouterr()
+    lines = [ln for ln in (out.out + out.err).splitlines() if ln.startswith("koopsweep:")]
+    assert first.mode == "offline" and first.offline_dir is not None and first.url is None
+    assert len(lines) == 1 and f"wandb sync {first.offline_dir}" in lines[0], lines
+    assert first.offline_dir.parent == tmp_path / "r1" / "wandb"
+    first.log({"loss": 2.0}, step=0)
+    first.log_table("overlap", ["fraction", "overlap"], [[0.5, 0.97]], step=0)
+    png = first.log_spectrum(np.array([0.5 + 0.5j, 1.0 + 0.0j]), chosen_index=1, step=0)
+    assert png.is_file()
+    # A second Hydra job in the same process, while the first was (wrongly) left open: it gets finished as failed.
+    cfg2 = {"model": {"name": "resnet20"}, "pruner": {"fraction": 0.9}}
+    r2 = tmp_path / "r2"
+    with Tracker.start("offline", "koopsweep", None, "two", "g2", "trunk", [], r2, cfg2, run_id="fixed-2") as second:
+        second.summary({"acc": 0.91})
+    assert first.finished and second.run_id == "fixed-2" and first.run_id != second.run_id
+    assert first.offline_dir != second.offline_dir and second.offline_dir.is_dir()
+    s1, s2 = _offline_state(first.offline_dir), _offline_state(second.offline_dir)
+    assert (s1["id"], s2["id"]) == (first.run_id, "fixed-2")
+    assert s1["config"][RESOLVED_CONFIG_KEY] == cfg1 and s1["config"]["pruner.fraction"] == 0.5
+    assert s2["config"][RESOLVED_CONFIG_KEY] == cfg2 and s2["config"]["model.name"] == "resnet20"
+    assert (s1["group"], s1["job_type"], s1["tags"]) == ("g1", "branch", ["a"])
+    assert s1["summary"]["status"] == "failed" and "abandoned" in s1["summary"]["error"] and s1["exit_code"] == 1
+    assert s2["summary"]["status"] == "finished" and s2["summary"]["acc"] == 0.91 and s2["exit_code"] == 0
+
+
+def test_failing_body_finishes_run_as_failed(wandb_offline: Path, tmp_path: Path) -> None:
+    with pytest.raises(ZeroDivisionError):
+        with Tracker.start("offline", "koopsweep", run_dir=tmp_path, resolved_config={"seed": 0}) as t:
+            t.log({"loss": 1.0}, step=3)
+            1 / 0  # noqa: B018
+    assert t.finished
+    state = _offline_state(t.offline_dir)
+    assert state["summary"]["status"] == "failed" and state["exit_code"] == 1
+    assert state["summary"]["error"].startswith("ZeroDivisionError") and state["summary"]["loss"] == 1.0
+
+
+def test_preempted_run_is_marked_for_requeue(wandb_offline: Path, tmp_path: Path) -> None:
+    t = Tracker.start("offline", "koopsweep", run_dir=tmp_path, resolved_config={}, run_id="resume-me")
+    t.finish("preempted")
+    t.finish("finished")  # idempotent: the first status stays
+    state = _offline_state(t.offline_dir)
+    assert state["summary"]["status"] == "preempted" and state["preempting"] and state["exit_code"] == 143
+    with pytest.raises(ValueError, match="status"):
+        t.finish("crashed")
