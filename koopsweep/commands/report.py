@@ -1,0 +1,105 @@
+"""``koopsweep report [PATHS...]``: runs.csv, summary.md and the paper's figures from every results.json found."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from koopsweep.errors import ConfigError
+
+EPILOG = """examples:
+  koopsweep report                                           # everything under ./outputs
+  koopsweep report outputs/multiruns/converged_mnistnet      # KMP vs GMP against compression
+  koopsweep report outputs/multiruns/timing_kmp outputs/multiruns/timing_kgp --out reports/timing --format pdf
+  koopsweep report --group-by experiment,model,dataset,optimizer.lr   # any runs.csv column or config key
+
+figures: accuracy_vs_compression, overlap_vs_time, accuracy_vs_time, koopman_spectrum (see docs/report.md)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="koopsweep report",
+        description="Collect every results.json under the given folders into runs.csv, summary.md and figures.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="folders searched recursively, or results.json files "
+                        "(default: outputs/, under $KOOPSWEEP_ROOT when set)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/<timestamp>)")
+    parser.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="figure format (png)")
+    parser.add_argument("--group-by", default="model,dataset", metavar="KEYS",
+                        help="comma-separated keys that split panels and tables: runs.csv columns or config keys "
+                        "such as optimizer.lr (default: model,dataset)")
+    return parser
+
+
+def group_keys(text: str) -> list[str]:
+    """``"model, dataset"`` → ["model", "dataset"]; each key once."""
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    return list(dict.fromkeys(keys))
+
+
+def default_outputs() -> Path:
+    """Where runs land by default (``paths.log_dir``): $KOOPSWEEP_ROOT/outputs, else outputs/ here."""
+    return Path(os.environ.get("KOOPSWEEP_ROOT") or ".") / "outputs"
+
+
+def _say(message: str) -> None:
+    print(f"koopsweep report: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str]) -> None:
+    from koopsweep.report.collect import COLUMNS, collect
+    from koopsweep.report.figures import make_figures
+    from koopsweep.report.stats import repeated_seeds
+    from koopsweep.report.tables import describe_counts, summary_markdown, write_csv
+
+    args = _parser().parse_args(list(argv))
+    for path in args.paths:
+        if not path.exists():
+            raise ConfigError(f"report: {path} does not exist; give folders that hold results.json files")
+    paths = args.paths or [default_outputs()]
+    keys = group_keys(args.group_by)
+    extra = [k for k in keys if k not in COLUMNS]
+    collection = collect(paths, extra)
+    for path, why in collection.unreadable:
+        _say(f"warning: skipped unreadable {path}: {why}")
+    where = ", ".join(str(p.resolve()) for p in paths)
+    if not collection.rows:
+        if collection.unreadable:
+            raise ConfigError(f"report: none of the {collection.files} results.json under {where} could be read")
+        raise ConfigError(
+            f"report: no results.json under {where}; produce runs first (e.g. `koopsweep sweep local "
+            "sweeps/converged_mnistnet.yaml` or `koopsweep experiment=smoke`) or pass the folders that hold them"
+        )
+    unknown = [k for k in extra if all(row[k] is None for row in collection.rows)]
+    if unknown:
+        raise ConfigError(
+            f"report: --group-by {unknown[0]!r} is neither a runs.csv column nor a config key of any run "
+            f"(columns: {', '.join(COLUMNS[:6])}, ...; config keys look like optimizer.lr)"
+        )
+
+    superseded = len(collection.superseded)
+    print(f"collected {describe_counts(collection)} from {collection.files} results.json under {where}"
+          + (f"; {superseded} older result(s) of re-run cells ignored" if superseded else ""))
+    repeated = repeated_seeds([r for r in collection.rows if r["status"] == "finished"], keys)
+    if repeated:
+        joined = ",".join(keys)
+        _say(f"warning: {repeated} cell(s) hold the same seed more than once (runs differing in a setting not in "
+             f"--group-by {joined}?); they are averaged together: add it, e.g. --group-by experiment,{joined}")
+
+    out = args.out or Path("reports") / time.strftime("%Y-%m-%d_%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {write_csv(collection.rows, [*COLUMNS, *extra], out / 'runs.csv')} ({len(collection.rows)} runs)")
+    figures = make_figures(collection.rows, out, args.format, keys)
+    summary = out / "summary.md"
+    summary.write_text(summary_markdown(collection, keys, figures))
+    print(f"wrote {summary}")
+    for fig in figures:
+        print(f"wrote {fig.path} ({fig.note})" if fig.path else f"skipped {fig.name}: {fig.note}")

@@ -1,0 +1,171 @@
+"""Find every results.json under some folders and flatten each into one row of runs.csv.
+
+Reading is forgiving (a broken file is reported and skipped, a missing metric is an empty cell) because a report
+is usually made while a sweep is still running or after some jobs died.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+
+# (column, key in results["metrics"]); accuracies and losses stay as stored (accuracy in [0, 1]).
+METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("sparsity", "sparsity"),
+    ("compression", "compression"),
+    ("dense_acc", "dense/test_acc"),
+    ("dense_loss", "dense/test_loss"),
+    ("pruned_acc", "pruned/test_acc"),
+    ("pruned_loss", "pruned/test_loss"),
+    ("final_acc", "final/test_acc"),
+    ("final_loss", "final/test_loss"),
+    ("overlap_gmp", "overlap/gmp"),
+    ("overlap_ggp", "overlap/ggp"),
+    ("koopman_eigenvalue_re", "koopman/eigenvalue_re"),
+    ("koopman_eigenvalue_im", "koopman/eigenvalue_im"),
+    ("koopman_distance_to_1", "koopman/distance_to_1"),
+    ("koopman_rank", "koopman/rank"),
+    ("koopman_imag_ratio", "koopman/imag_ratio"),
+    ("params_total", "params/total"),
+    ("params_nonzero", "params/nonzero"),
+    ("flops_speedup", "flops/speedup"),
+    ("time_total_s", "time/total_s"),
+)
+
+COLUMNS: tuple[str, ...] = (
+    "experiment", "model", "dataset", "seed", "method", "fraction",
+    *(c for c, _ in METRIC_COLUMNS[:2]),
+    "prune_at", "prune_epoch", "prune_step", "end_iteration",
+    *(c for c, _ in METRIC_COLUMNS[2:]),
+    "status", "trunk_id", "branch_id", "path",
+)  # fmt: skip
+
+
+@dataclass
+class Collection:
+    """The rows read, and what was left out: unreadable files and older copies of the same run."""
+
+    roots: list[Path]
+    files: int = 0
+    rows: list[Row] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    superseded: list[Path] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
+        return counts
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None for anything else (missing, text, NaN, booleans)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def dotted(tree: Any, path: str) -> Any:
+    """``tree["a"]["b"]`` for ``"a.b"``; None where a level is missing."""
+    for part in path.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def _kept(value: Any) -> int | float | None:
+    """A metric as stored (counts stay integers), or None when it is not a finite number."""
+    return value if number(value) is not None else None
+
+
+def find_results(paths: Iterable[Path]) -> list[Path]:
+    """Every results.json under the folders (or the files themselves), each once, in path order."""
+    found: set[Path] = set()
+    for path in paths:
+        if path.is_file():
+            found.add(path.resolve())
+        else:
+            found.update(p.resolve() for p in path.rglob("results.json") if p.is_file())
+    return sorted(found)
+
+
+def flatten(data: dict[str, Any], path: Path, extra: Sequence[str] = ()) -> Row:
+    """One results.json as a flat row; ``extra`` names config keys (``optimizer.lr``) to copy as columns."""
+    cfg = data.get("config") if isinstance(data.get("config"), dict) else {}
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    its = data.get("iterations") if isinstance(data.get("iterations"), dict) else {}
+    prune_at, per_epoch = number(its.get("prune_at")), number(its.get("per_epoch"))
+    step = dotted(cfg, "schedule.prune_at")
+    row: Row = {
+        "experiment": cfg.get("experiment_name"),
+        "model": dotted(cfg, "model.name"),
+        "dataset": dotted(cfg, "dataset.name"),
+        "seed": cfg.get("seed"),
+        "method": data.get("pruner") or dotted(cfg, "pruner.name"),
+        "fraction": _kept(data.get("fraction", dotted(cfg, "pruner.fraction"))),
+        "prune_at": None if prune_at is None else int(prune_at),
+        "prune_epoch": round(prune_at / per_epoch, 4) if prune_at is not None and per_epoch else None,
+        "prune_step": None if dotted(cfg, "schedule") is None else ("end" if step is None else str(step)),
+        "end_iteration": its.get("end"),
+        "status": data.get("status", "unknown"),
+        "trunk_id": data.get("trunk_id"),
+        "branch_id": data.get("branch_id"),
+        "path": str(path),
+    }
+    row.update({column: _kept(metrics.get(key)) for column, key in METRIC_COLUMNS})
+    row.update({key: dotted(cfg, key) for key in extra})
+    return {column: row.get(column) for column in (*COLUMNS, *extra)}
+
+
+def read_run(path: Path, extra: Sequence[str] = ()) -> Row:
+    """Parse and flatten one file; ValueError (one line) when it is not a results.json."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(" ".join(str(error).split())) from error
+    if not isinstance(data, dict) or "status" not in data:
+        raise ValueError("not a koopsweep results.json (no 'status')")
+    return flatten(data, path, extra)
+
+
+def _latest_per_run(rows: list[Row], mtimes: dict[str, float]) -> tuple[list[Row], list[Path]]:
+    """One row per (experiment, branch id): a resumed run leaves its preempted results.json in an older folder."""
+    best: dict[tuple[Any, Any], Row] = {}
+    dropped: list[Path] = []
+    for row in rows:
+        key = (row["experiment"], row["branch_id"] or row["path"])
+        old = best.get(key)
+        rank = (row["status"] == "finished", mtimes[row["path"]])
+        if old is None or rank > (old["status"] == "finished", mtimes[old["path"]]):
+            if old is not None:
+                dropped.append(Path(old["path"]))
+            best[key] = row
+        else:
+            dropped.append(Path(row["path"]))
+    kept = set(id(r) for r in best.values())
+    return [r for r in rows if id(r) in kept], dropped
+
+
+def collect(paths: Sequence[Path], extra: Sequence[str] = ()) -> Collection:
+    """Read every results.json under ``paths``; unreadable files are listed, not fatal."""
+    found = find_results(paths)
+    result = Collection(roots=list(paths), files=len(found), extra_columns=list(extra))
+    rows, mtimes = [], {}
+    for path in found:
+        try:
+            row = read_run(path, extra)
+        except ValueError as error:
+            result.unreadable.append((path, str(error)))
+            continue
+        rows.append(row)
+        mtimes[row["path"]] = path.stat().st_mtime
+    result.rows, result.superseded = _latest_per_run(rows, mtimes)
+    return result

@@ -1,0 +1,200 @@
+"""``koopsweep report`` on a synthetic sweep: runs.csv values, seed means in summary.md, figures, skips, errors."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import statistics
+import struct
+from pathlib import Path
+
+import pytest
+
+from koopsweep.commands.report import main
+from koopsweep.errors import ConfigError
+
+METHODS, FRACTIONS, EPOCHS, SEEDS = ("gmp", "kmp"), (0.5, 0.75, 0.9), (1, 2), (0, 1)
+TOTAL, PRUNABLE, PER_EPOCH = 10_000, 9_000, 100
+FIGURES = ("accuracy_vs_compression", "overlap_vs_time", "accuracy_vs_time", "koopman_spectrum")
+
+
+def accuracies(method: str, fraction: float, epoch: int, seed: int) -> tuple[float, float, float]:
+    """(dense, pruned, final): later pruning and fewer removed weights hurt less; KMP a little worse."""
+    dense = 0.90 + 0.01 * epoch + 0.01 * seed
+    drop = fraction * (0.3 if epoch == 1 else 0.1) + (0.02 if method == "kmp" else 0.0)
+    return dense, dense - drop, dense - drop / 4
+
+
+def result(method: str, fraction: float, epoch: int, seed: int, status: str = "finished") -> dict:
+    dense, pruned, final = accuracies(method, fraction, epoch, seed)
+    nonzero = TOTAL - round(fraction * PRUNABLE)
+    metrics = {
+        "dense/test_acc": dense, "dense/test_loss": 0.3, "pruned/test_acc": pruned, "pruned/test_loss": 0.5,
+        "final/test_acc": final, "final/test_loss": 0.35, "params/total": TOTAL, "params/prunable": PRUNABLE,
+        "params/nonzero": nonzero, "sparsity": fraction, "compression": TOTAL / nonzero,
+        "overlap/gmp": 1.0 if method == "gmp" else 0.7 + 0.05 * epoch + 0.1 * fraction + 0.01 * seed,
+    }  # fmt: skip
+    if method == "kmp":
+        metrics |= {"koopman/eigenvalue_re": 1 + 10.0 ** (-epoch - 1), "koopman/eigenvalue_im": 0.0,
+                    "koopman/distance_to_1": 10.0 ** (-epoch - 1) * (1 + seed), "koopman/rank": 50 + epoch,
+                    "koopman/imag_ratio": 1e-12}  # fmt: skip
+    return {
+        "status": status, "pruner": method, "fraction": fraction, "trunk_id": f"trunk{seed}",
+        "branch_id": f"{method}-{fraction}-{epoch}-{seed}",
+        "iterations": {"per_epoch": PER_EPOCH, "prune_at": epoch * PER_EPOCH, "end": (epoch + 1) * PER_EPOCH},
+        "metrics": metrics, "layer_sparsity": {}, "koopman": None,
+        "config": {"experiment_name": "synth", "seed": seed, "model": {"name": "mnistnet"},
+                   "dataset": {"name": "mnist"}, "schedule": {"prune_at": f"{epoch}ep"},
+                   "pruner": {"name": method, "fraction": fraction}, "optimizer": {"name": "sgd", "lr": 0.05}},
+    }  # fmt: skip
+
+
+def write(path: Path, payload: dict | str, age_s: float = 0.0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(payload if isinstance(payload, str) else json.dumps(payload))
+    if age_s:
+        os.utime(path, (path.stat().st_mtime - age_s,) * 2)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 finished runs (2 methods × 3 fractions × 2 times × 2 seeds), a diverged, a broken and a superseded file."""
+    root = tmp_path_factory.mktemp("outputs")
+    job = 0
+    for method in METHODS:
+        for epoch in EPOCHS:
+            for fraction in FRACTIONS:
+                for seed in SEEDS:
+                    run = result(method, fraction, epoch, seed)
+                    write(root / method / f"t{epoch}" / str(job) / "results.json", run)
+                    job += 1
+    diverged = result("kmp", 0.9, 1, 5, status="diverged")
+    del diverged["metrics"]["final/test_acc"]
+    write(root / "kmp" / "t1" / "diverged" / "results.json", diverged)
+    write(root / "gmp" / "broken" / "results.json", '{"status": "finished", "metr')
+    # an older, preempted copy of a cell that was resumed into a new folder: must not be counted twice
+    write(root / "gmp" / "t1" / "old" / "results.json", result("gmp", 0.5, 1, 0, status="preempted"), age_s=3600)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The report of the whole sweep, made once: (out folder, stdout, stderr)."""
+    out = tmp_path_factory.mktemp("report")
+    stdout, stderr = io.StringIO(), io.StringIO()  # capsys is function-scoped; this fixture runs once
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        main([str(sweep), "--out", str(out)])
+    return out, stdout.getvalue(), stderr.getvalue()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path.name} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_runs_csv_has_one_row_per_run_with_flat_columns(report: tuple[Path, str, str]) -> None:
+    out, stdout, _ = report
+    rows = read_csv(out / "runs.csv")
+    assert len(rows) == 25  # 24 finished + 1 diverged; the broken file and the superseded copy left out
+    assert sorted({r["status"] for r in rows}) == ["diverged", "finished"]
+    assert "1 older result(s) of re-run cells ignored" in stdout
+    cell = ("kmp", "0.75", "200", "1")
+    row = next(r for r in rows if (r["method"], r["fraction"], r["prune_at"], r["seed"]) == cell)
+    assert float(row["compression"]) == pytest.approx(TOTAL / (TOTAL - 0.75 * PRUNABLE))
+    assert (row["experiment"], row["model"], row["dataset"], row["prune_step"]) == ("synth", "mnistnet", "mnist", "2ep")
+    assert float(row["prune_epoch"]) == 2.0
+    assert float(row["final_acc"]) == pytest.approx(accuracies("kmp", 0.75, 2, 1)[2])
+    assert float(row["overlap_gmp"]) == pytest.approx(0.885) and row["overlap_ggp"] == ""
+    assert float(row["koopman_distance_to_1"]) == pytest.approx(2e-3) and row["koopman_rank"] == "52"
+    assert row["path"].endswith("results.json") and Path(row["path"]).is_file()
+
+
+def test_summary_gives_mean_and_std_over_seeds(report: tuple[Path, str, str]) -> None:
+    out, _, _ = report
+    summary = (out / "summary.md").read_text()
+    section = next(s for s in summary.split("\n## ") if s.startswith("mnistnet / mnist, pruned at 1 ep"))
+    finals = [100 * accuracies("gmp", 0.5, 1, seed)[2] for seed in SEEDS]
+    expected = f"{statistics.mean(finals):.2f} ± {statistics.stdev(finals):.2f}"
+    line = next(x for x in section.splitlines() if x.startswith("| GMP | 0.5 |"))
+    assert expected in line and line.rstrip().endswith("| 2 |")
+    assert "## Runs that did not finish" in summary and "diverged" in summary
+    assert "## Unreadable files" in summary and "broken" in summary
+    for name in FIGURES:
+        assert f"![{name}]({name}.png)" in summary
+
+
+def test_every_figure_is_a_readable_png(report: tuple[Path, str, str]) -> None:
+    from matplotlib.image import imread
+
+    out, stdout, _ = report
+    for name in FIGURES:
+        path = out / f"{name}.png"
+        assert f"wrote {path}" in stdout
+        width, height = png_size(path)
+        assert 600 <= width <= 4000 and 400 <= height <= 6000, (name, width, height)
+        assert path.stat().st_size > 20_000
+        assert imread(path).shape[:2] == (height, width)
+
+
+def test_unreadable_file_is_one_warning_line(report: tuple[Path, str, str]) -> None:
+    _, _, stderr = report
+    warnings = [line for line in stderr.splitlines() if "unreadable" in line]
+    assert len(warnings) == 1 and "broken" in warnings[0] and warnings[0].startswith("koopsweep report: warning:")
+
+
+def test_figures_without_data_are_skipped_with_the_reason(sweep: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    main([str(sweep / "gmp" / "t1"), "--out", str(tmp_path / "r"), "--group-by", "model,dataset,optimizer.lr"])
+    stdout = capsys.readouterr().out
+    assert "wrote" in stdout and (tmp_path / "r" / "accuracy_vs_compression.png").is_file()
+    assert "skipped overlap_vs_time: no run reports a mask overlap" in stdout
+    assert "skipped accuracy_vs_time: needs 2+ pruning times" in stdout
+    assert "skipped koopman_spectrum: no Koopman runs" in stdout
+    assert not (tmp_path / "r" / "koopman_spectrum.png").exists()
+    rows = read_csv(tmp_path / "r" / "runs.csv")
+    assert len(rows) == 6 and {r["optimizer.lr"] for r in rows} == {"0.05"}
+
+
+def test_empty_collection_is_one_line_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    for argv in ([], ["outputs"]):  # default folder, and the same folder given
+        with pytest.raises(ConfigError) as error:
+            main(argv)
+        message = str(error.value)
+        assert "\n" not in message and str(tmp_path / "outputs") in message and "koopsweep sweep local" in message
+    assert not (tmp_path / "reports").exists()  # nothing written for an empty collection
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from koopsweep.cli import main as cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli(["report", str(tmp_path / "nowhere")])
+    assert exit_.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_same_seed_twice_in_a_cell_is_warned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for experiment in ("lr_small", "lr_large"):
+        run = result("gmp", 0.5, 1, 0)
+        run["config"]["experiment_name"] = experiment
+        write(tmp_path / "runs" / experiment / "results.json", run)
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "r")])
+    assert "1 cell(s) hold the same seed more than once" in capsys.readouterr().err
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "r"), "--group-by", "experiment,model,dataset"])
+    assert "same seed" not in capsys.readouterr().err
+
+
+def test_unknown_group_by_key_is_a_config_error(sweep: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--group-by 'optimiser.lr'"):
+        main([str(sweep / "gmp" / "t1"), "--out", str(tmp_path), "--group-by", "model,optimiser.lr"])
