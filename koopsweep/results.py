@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import platform
-import tempfile
 from importlib import metadata
-from pathlib import Path
 from typing import Any
+
+from koopsweep.atomic import write_json_atomic
+
+__all__ = ["package_versions", "summary_table", "write_json_atomic"]
 
 
 def package_versions() -> dict[str, str]:
@@ -20,21 +20,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, fsync, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False, default=str)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def summary_table(results: dict[str, Any]) -> str:

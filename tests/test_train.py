@@ -40,7 +40,7 @@ def test_already_zero_weights_and_ties_still_give_the_exact_count(make_cfg, tiny
     from koopsweep.train.run import prune, prune_context
     from koopsweep.tracking import Tracker
 
-    run = build_run(make_cfg([*tiny, "pruner.fraction=0.5"]))
+    run = build_run(make_cfg([*tiny, "pruner=gmp", "pruner.fraction=0.5"]))
     with torch.no_grad():
         for tensor in run.space.tensors(run.model):
             tensor.view(-1)[::3] = 0.0
@@ -87,7 +87,8 @@ def test_results_json_holds_what_the_report_needs(make_cfg, tiny):
                 "sparsity", "compression", "params/total", "params/nonzero", "flops/speedup", "time/total_s"):
         assert key in on_disk["metrics"], key
     assert on_disk["versions"]["torch"] == metadata.version("torch")
-    assert on_disk["config"]["pruner"]["name"] == "gmp"
+    assert on_disk["config"]["pruner"]["name"] == "kmp"  # the default pruner
+    assert on_disk["koopman"]["rank"] == on_disk["metrics"]["koopman/rank"]
     assert on_disk["metrics"]["final/test_acc"] > 0.5  # the synthetic task is learnable
 
 

@@ -9,33 +9,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from koopsweep.atomic import atomic_write
 from koopsweep.errors import ArtifactError
 
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, rename: a reader sees all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checked(path: Path, obj: Any, meta: dict[str, Any] | None = None) -> None:
@@ -44,8 +28,8 @@ def save_checked(path: Path, obj: Any, meta: dict[str, Any] | None = None) -> No
     torch.save(obj, buffer)
     data = buffer.getvalue()
     record = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **(meta or {})}
-    atomic_write_bytes(path, data)
-    atomic_write_bytes(_sidecar(path), json.dumps(record, sort_keys=True).encode())
+    atomic_write(path, data)
+    atomic_write(_sidecar(path), json.dumps(record, sort_keys=True).encode())
 
 
 def read_meta(path: Path) -> dict[str, Any]:
