@@ -206,6 +206,9 @@ class Tracker:
             dir=str(run_dir),
             config=config,
             reinit="finish_previous",
+            # koopsweep prints its own summary and the one line about offline runs; W&B's banner and summary
+            # table would repeat them (errors and warnings still show).
+            settings=wandb.Settings(quiet=True),
         )
         if run_id is not None:
             kwargs.update(id=run_id, resume="allow")

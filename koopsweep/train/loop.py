@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from koopsweep.data.tensors import BatchStream
 from koopsweep.progress import progress
+from koopsweep.prune.masks import MaskSet
 from koopsweep.train.preempt import Preempted
 
 StepHook = Callable[[int], None]
@@ -48,10 +50,10 @@ class Trainer:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    stream: object  # koopsweep.data.BatchStream: .batch(i) -> (x, y), .iterations_per_epoch
+    stream: BatchStream
     lr_at: Callable[[int], float]
     iteration: int = 0
-    masks: object | None = None  # koopsweep.prune.MaskSet
+    masks: MaskSet | None = None
     hooks: list[StepHook] = field(default_factory=list)
     show_progress: bool | None = None
     check_every: int = 50
@@ -66,13 +68,13 @@ class Trainer:
         synchronise with the GPU on every batch; a non-finite loss raises Diverged.
         """
         self.model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=next(self.model.parameters()).device)
         count, since_check = 0, 0
         bar = progress(total=end - self.iteration, desc=desc, enabled=self.show_progress)
         try:
             while self.iteration < end:
                 loss = self.step()
-                loss_sum = loss_sum.to(loss.device) + loss.detach().double()
+                loss_sum += loss.detach().double()
                 count += 1
                 since_check += 1
                 at_period = period and self.iteration % period == 0
