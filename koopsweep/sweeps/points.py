@@ -1,0 +1,167 @@
+"""Compose and check every grid point of a sweep, and find which parameters change the trunk.
+
+Composing with Hydra costs 0.1-0.3 s a point, which makes a 288-point sweep slow to validate. Hydra itself composes
+in two steps: the defaults list (config-group choices such as `pruner=kmp`) and then the value overrides
+(`pruner.fraction=0.9`) applied in order to the merged config (`ConfigLoaderImpl._apply_overrides_to_config`). So a
+point is composed here once per distinct set of group choices, and its value overrides are applied to a copy with
+that same Hydra function; the result is identical to a full compose (the tests check it point by point), and
+`exact=True` composes every point in full. Either way every point then goes through `check_config`.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra import initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException, OverrideParseException
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from koopsweep.config import conf_dir, setup
+from koopsweep.config.checks import check_config
+from koopsweep.config.compose import compose_config, explain
+from koopsweep.errors import ConfigError
+from koopsweep.store import ids
+from koopsweep.sweeps.agent import app_argv
+from koopsweep.sweeps.grid import wandb_grid
+from koopsweep.sweeps.spec import SweepSpec, Value
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the grid: the W&B run config, the argv the agent passes, its checked config and trunk id."""
+
+    values: dict[str, Value]
+    argv: list[str]
+    cfg: DictConfig
+    trunk: str
+    needs_window: bool = False
+
+
+def _is_group(override: Override) -> bool:
+    """True for a config-group choice (`pruner=kmp`), False for a value (`pruner.fraction=0.9`)."""
+    return override.package is not None or (conf_dir() / override.key_or_group).is_dir()
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> OverridesParser:
+    return OverridesParser.create()
+
+
+def _split(argv: Sequence[str]) -> tuple[tuple[str, ...], list[Override]]:
+    try:
+        parsed = _parser().parse_overrides(list(argv))
+    except OverrideParseException as exc:
+        raise ConfigError(f"cannot parse overrides {' '.join(argv)}: {str(exc).splitlines()[0]}") from None
+    parsed = [o for o in parsed if not o.is_hydra_override()]
+    groups = tuple(o.input_line for o in parsed if _is_group(o))
+    return groups, [o for o in parsed if not _is_group(o)]
+
+
+class Composer:
+    """Composes points, caching the defaults-list part by group choices (see the module docstring)."""
+
+    def __init__(self, exact: bool = False) -> None:
+        self.exact = exact
+        self._base: dict[tuple[str, ...], DictConfig] = {}
+
+    def compose(self, argv: Sequence[str]) -> DictConfig:
+        if self.exact:
+            return compose_config(argv)
+        groups, values = _split(argv)
+        if groups not in self._base:
+            self._base[groups] = compose_config(list(groups), check=False)
+        cfg = copy.deepcopy(self._base[groups])
+        try:
+            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        except (HydraException, OmegaConfBaseException) as exc:
+            raise ConfigError(explain(exc)) from None
+        check_config(cfg)
+        return cfg
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+class TrunkIds:
+    """trunk_id per config, computed once per distinct trunk-relevant part (it costs ~30 ms a call)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, cfg: DictConfig) -> str:
+        part: dict[str, Any] = {
+            g: {name: _plain(cfg[g][name]) for name in names} for g, (_, names) in ids.TRUNK_FIELDS.items()
+        }
+        part.update({k: v for k, v in cfg.items() if not OmegaConf.is_config(v)})  # seed, precision, ...
+        key = json.dumps(part, sort_keys=True, default=str)
+        if key not in self._cache:
+            self._cache[key] = ids.trunk_id(cfg)
+        return self._cache[key]
+
+
+def compose_points(spec: SweepSpec, extra: Sequence[str] = (), exact: bool = False) -> list[Point]:
+    """Every grid point, in W&B's order, composed and checked; ConfigError names the sweep file and the point."""
+    setup()
+    composer, trunk_of = Composer(exact), TrunkIds()
+    points: list[Point] = []
+    owns = not GlobalHydra.instance().is_initialized()
+    if owns:
+        initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3")
+    try:
+        for values in wandb_grid(spec.parameters):
+            argv = app_argv(spec, values) + list(extra)
+            try:
+                cfg = composer.compose(argv)
+            except ConfigError as exc:
+                where = " ".join(f"{k}={v}" for k, v in values.items())
+                raise ConfigError(f"{spec.path}: run {len(points) + 1} ({where}): {exc}") from None
+            points.append(Point(dict(values), argv, cfg, trunk_of(cfg), _needs_window(cfg)))
+    finally:
+        if owns:
+            GlobalHydra.instance().clear()
+    return points
+
+
+def _needs_window(cfg: DictConfig) -> bool:
+    """True when the run's pruner reads the Koopman snapshot window (its scorer's ``requires_koopman``)."""
+    target = cfg.pruner.get("_target_")
+    return bool(target) and bool(getattr(get_class(target), "requires_koopman", False))
+
+
+def window_values(points: Sequence[Point]) -> dict[str, list[Value]]:
+    """Per parameter, the values all of whose runs need the Koopman window (launched first at each time)."""
+    found: dict[str, list[Value]] = {}
+    for key in sorted(points[0].values) if points else []:
+        needs: dict[str, tuple[Value, bool]] = {}
+        for p in points:
+            value = p.values[key]
+            previous = needs.get(repr(value), (value, True))[1]
+            needs[repr(value)] = (value, previous and p.needs_window)
+        found[key] = [value for value, all_need in needs.values() if all_need]
+    return found
+
+
+def trunk_keys(points: Sequence[Point]) -> list[str]:
+    """Parameters whose value changes the trunk id, with every other parameter held fixed."""
+    keys = sorted(points[0].values) if points else []
+    found = []
+    for key in keys:
+        others: dict[tuple, set[str]] = {}
+        for p in points:
+            rest = tuple((k, repr(v)) for k, v in p.values.items() if k != key)
+            others.setdefault(rest, set()).add(p.trunk)
+        if any(len(trunks) > 1 for trunks in others.values()):
+            found.append(key)
+    return found
