@@ -49,13 +49,12 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> Callable[[], Any] |
         run.metrics["trunk/reused_iterations"] = run.trainer.iteration
         every = Step.parse(run.cfg.store.checkpoint_every).to_iterations(run.plan.iterations_per_epoch)
         keep = {window.start} if window is not None else set()
+        saved = set(trunk.state_iterations())
 
         def checkpoint(iteration: int) -> None:
             if (iteration % every == 0 or iteration in keep) and iteration not in saved:
                 trunk.save_state(iteration, train_state.capture(run.trainer), layout)
                 saved.add(iteration)
-
-        saved = set(trunk.state_iterations())
         hooks = [checkpoint] + ([window.record] if window is not None else [])
         run.trainer.hooks.extend(hooks)
         try:
