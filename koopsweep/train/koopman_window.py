@@ -42,7 +42,7 @@ class CachedFit:
     def _dmd(self):  # noqa: ANN202 - koopsweep.koopman.DMDFit
         if self._fit is None:
             start = time.perf_counter()
-            snapshots = SnapshotWindow.open(self._window.directory, self._window.layout_hash)
+            snapshots = SnapshotWindow.open(self._window.directory, self._window.layout_hash, verify="lazy")
             self._fit = fit_dmd(snapshots, self._window.rank_tol, self._window.delays, device=self._window.device)
             self.seconds += time.perf_counter() - start
         return self._fit
@@ -113,7 +113,7 @@ class KoopmanWindow:
         if not (self.directory / "manifest.json").exists():
             return False
         try:
-            snapshots = SnapshotWindow.open(self.directory, self.layout_hash)
+            snapshots = SnapshotWindow.open(self.directory, self.layout_hash, verify="lazy")
         except ArtifactError as exc:
             log.warning("%s", exc)
             return False

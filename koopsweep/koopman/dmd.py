@@ -1,0 +1,267 @@
+"""Exact DMD (Tu et al. 2014) by the method of snapshots, with time delays and Koopman gradient reconstruction.
+
+All N-dimensional work is the float64 increment Gram (built while recording, or here for a tensor) and one
+streamed pass over the snapshots per batch of requested modes; everything else is dense algebra in the
+T-dimensional span of the snapshots. See docs/koopman.md for the derivation and the numerical choices:
+
+1. H = WWᵀ (increment Gram) → column-equilibrated eigendecomposition → W = C Qᵀ with Q orthonormal (N × r0);
+   directions at the float64 noise floor of H are dropped (logged).
+2. R = cumsum(C): coordinates of the snapshots, Z = R Qᵀ. Delays stack shifted rows of R (Hankel), which is
+   the delay-embedded trajectory in the orthonormal basis blockdiag(Q, …, Q) — no N·d copy.
+3. Exact DMD on the small coordinates, with a real SVD of X (never XᵀX: no squared condition number):
+   X = UΣVᵀ, Ã = UᵀYVΣ⁻¹, Ãw = λw, ϕ = λ⁻¹YVΣ⁻¹w, b = Φ⁺x₀ (Q is orthonormal, so Φ⁺x₀ is solved in small space).
+4. A mode in parameter space is Σ_i E[i] z_i with E = the coefficients of step 3, evaluated by one pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from koopsweep.errors import KoopsweepError
+from koopsweep.koopman.gram import combine, increment_gram, tensor_blocks
+from koopsweep.koopman.window import SnapshotWindow
+
+log = logging.getLogger(__name__)
+
+EPS = torch.finfo(torch.float64).eps
+TINY_EIGENVALUE = 1e-12  # |λ| below this (relative to max |λ|): use the projected mode Uw (Tu et al.)
+
+
+@dataclass
+class _Core:
+    """Small-space result of the fit (everything except the N-dimensional passes)."""
+
+    eigenvalues: torch.Tensor  # (r,) complex128
+    amplitudes: torch.Tensor  # (r,) complex128
+    coefficients: torch.Tensor  # (T, r) complex128: mode j (first N-block) = Σ_i E[i, j] z_i
+    singular_values: torch.Tensor  # (r,) float64, kept
+    dropped_null: int  # directions dropped as numerically null (Gram floor + SVD floor)
+    dropped_tol: int  # directions dropped by rank_tol
+    reconstruction_error: float
+    block0: torch.Tensor  # (r0, r) complex128: first-block small coordinates of the modes (for norms)
+
+
+def _basis(inc_gram: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """C (T × r0) with W = C Qᵀ, Q orthonormal; and the number of numerically null directions dropped."""
+    count = inc_gram.shape[0]
+    scale = inc_gram.diagonal().clamp_min(0).sqrt()
+    live = scale > 0
+    if not live.any():
+        raise KoopsweepError("the snapshot window is all zeros: there is nothing to fit (was θ recorded?)")
+    s = scale[live]
+    normalized = inc_gram[live][:, live] / (s[:, None] * s[None, :])
+    omega, p = torch.linalg.eigh(normalized)
+    keep = omega > count * EPS * omega.max().clamp_min(EPS)
+    c = torch.zeros(count, int(keep.sum()), dtype=torch.float64)
+    c[live] = s[:, None] * p[:, keep] * omega[keep].sqrt()
+    return c, int((~live).sum()) + int((~keep).sum())
+
+
+def _powers(lam: torch.Tensor, exponent: int) -> torch.Tensor:
+    """λ^k for an integer k; negative powers of (near-)zero eigenvalues are taken as 0, not inf."""
+    if exponent >= 0:
+        return lam**exponent
+    out = torch.zeros_like(lam)
+    ok = lam.abs() > TINY_EIGENVALUE
+    out[ok] = lam[ok] ** exponent
+    return out
+
+
+def _solve(inc_gram: torch.Tensor, rank_tol: float, delays: int) -> _Core:
+    count = inc_gram.shape[0]
+    if not torch.isfinite(inc_gram).all():
+        raise KoopsweepError(
+            "the snapshot window contains NaN/Inf (training diverged before the pruning time): "
+            "lower the learning rate or prune earlier"
+        )
+    if delays < 0 or count < delays + 2:
+        raise ValueError(f"exact DMD with delays={delays} needs at least {delays + 2} snapshots, got {count}")
+    c, dropped = _basis(inc_gram)
+    r0 = c.shape[1]
+    coords = c.cumsum(0)  # Z = coords Qᵀ
+    embedded = torch.cat([coords[delays - k : count - k] for k in range(delays + 1)], dim=1)  # (T', r0 (d+1))
+    xs, ys = embedded[:-1].T, embedded[1:].T  # K × m columns, as in the textbook
+    u, sig, vh = torch.linalg.svd(xs, full_matrices=False)
+    if not sig[0] > 0:
+        raise KoopsweepError("the snapshot window is all zeros before its last snapshot: there is nothing to fit")
+    floor = max(xs.shape) * EPS * sig[0]
+    null = (sig <= floor) & (torch.arange(sig.shape[0]) > 0)
+    cut = (sig < rank_tol * sig[0]) & ~null
+    keep = ~(null | cut)
+    dropped += int(null.sum())
+    u, sig, v = u[:, keep], sig[keep], vh[keep].T
+    v_sinv = v / sig
+    atilde = u.T @ ys @ v_sinv
+    lam, w = torch.linalg.eig(atilde)
+    order = torch.argsort(lam.abs(), descending=True, stable=True)
+    lam, w = lam[order], w[:, order]
+    a = v_sinv.to(torch.complex128) @ w  # (m, r)
+    exact = lam.abs() > TINY_EIGENVALUE * lam.abs().max()
+    a[:, exact] = a[:, exact] / lam[exact]
+    coefficients = torch.zeros(count, lam.shape[0], dtype=torch.complex128)
+    coefficients[delays + 1 :, exact] = a[:, exact]  # ϕ = Y a: Y's rows are z_{d+1} … z_{T-1} (first block)
+    coefficients[delays : count - 1, ~exact] = a[:, ~exact]  # projected ϕ = U w = X a
+    small = torch.where(exact[None, :], ys.to(torch.complex128) @ a, xs.to(torch.complex128) @ a)  # (K, r)
+    x0 = xs[:, 0].to(torch.complex128)
+    amplitudes = torch.linalg.lstsq(small, x0[:, None], driver="gelsd").solution[:, 0]
+    error = _reconstruction_error(lam, amplitudes, small[:r0], coords[delays:])
+    if dropped:
+        log.warning("DMD: dropped %d numerically null direction(s) of the snapshot span", dropped)
+    return _Core(lam, amplitudes, coefficients, sig, dropped, int(cut.sum()), error, small[:r0])
+
+
+def _reconstruction_error(lam: torch.Tensor, b: torch.Tensor, block0: torch.Tensor, target: torch.Tensor) -> float:
+    """‖Σ_j λ_j^k b_j ϕ_j − θ(k)‖_F / ‖θ‖_F over the window, exactly, in the orthonormal small coordinates."""
+    steps = torch.arange(target.shape[0], dtype=torch.float64)
+    vander = torch.exp(steps[:, None] * torch.log(lam.to(torch.complex128))[None, :])  # λ^k
+    vander[:, lam == 0] = (steps == 0).to(torch.complex128)[:, None]
+    recon = (vander * b[None, :]) @ block0.T
+    err = float(torch.linalg.norm(recon - target) / torch.linalg.norm(target).clamp_min(EPS))
+    return err if math.isfinite(err) else float("inf")
+
+
+class DMDFit:
+    """The result of ``fit_dmd``: spectrum, amplitudes, and parameter-space vectors on demand (one pass each)."""
+
+    def __init__(
+        self, core: _Core, source: torch.Tensor | SnapshotWindow, delays: int, rank_tol: float, device: torch.device
+    ):
+        self._core = core
+        self._source = source
+        self.delays = delays
+        self.rank_tol = rank_tol
+        self.device = device
+        self.eigenvalues: torch.Tensor = core.eigenvalues
+        self.amplitudes: torch.Tensor = core.amplitudes
+        self.singular_values: torch.Tensor = core.singular_values
+        self.rank: int = int(core.eigenvalues.shape[0])
+        self.count: int = int(core.coefficients.shape[0])
+        self.numel: int = int(source.numel if isinstance(source, SnapshotWindow) else source.shape[1])
+        self.closest_index: int = int(torch.argmin((core.eigenvalues - 1).abs()))
+        self.reconstruction_error: float = core.reconstruction_error
+        scaled = core.block0[:, self.closest_index] * core.amplitudes[self.closest_index]
+        self.imag_ratio: float = float(scaled.imag.norm() / scaled.real.norm().clamp_min(EPS))
+        lam = self.eigenvalues[self.closest_index]
+        log.info(
+            "DMD: rank %d of %d snapshots (delays %d), λ* = %.8f%+.8fi, |Im ϕ*|/|Re ϕ*| = %.2e, recon error %.2e",
+            self.rank,
+            self.count,
+            delays,
+            lam.real,
+            lam.imag,
+            self.imag_ratio,
+            self.reconstruction_error,
+        )
+        if self.imag_ratio > 1e-3:
+            log.warning(
+                "DMD: the mode nearest 1 is complex (imag/real = %.2e): KMP scores are unreliable", self.imag_ratio
+            )
+
+    @property
+    def chosen_eigenvalue(self) -> complex:
+        """The eigenvalue nearest 1 (the fixed-point mode's)."""
+        return complex(self.eigenvalues[self.closest_index])
+
+    def _pass(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """Σ_i coeffs[i] z_i for real (T, k) coefficients: one streamed pass over the snapshots."""
+        if isinstance(self._source, SnapshotWindow):
+            blocks = self._source.chunks()
+        else:
+            blocks = tensor_blocks(self._source)
+        return combine(blocks, self.numel, coeffs, self.device)
+
+    def combine(self, weights: torch.Tensor) -> torch.Tensor:
+        """Re Σ_j weights_j ϕ_j (first N-block) as a float64 vector, in one pass."""
+        coeffs = (self._core.coefficients @ weights.to(torch.complex128)).real
+        return self._pass(coeffs[:, None])[:, 0]
+
+    def modes(self, indices: list[int]) -> torch.Tensor:
+        """Modes ϕ_j (first N-block), complex128, shape (N, len(indices)); one pass for the whole batch."""
+        e = self._core.coefficients[:, indices]
+        out = self._pass(torch.cat([e.real, e.imag], dim=1))
+        k = len(indices)
+        return torch.complex(out[:, :k], out[:, k:])
+
+    def mode(self, j: int) -> torch.Tensor:
+        """Mode ϕ_j (first N-block), complex128, shape (N,)."""
+        return self.modes([j])[:, 0]
+
+    def fixed_point(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Re(b* ϕ*) for the eigenvalue nearest 1: the Koopman estimate of θ* (KMP scores its magnitude)."""
+        weights = torch.zeros(self.rank, dtype=torch.complex128)
+        weights[self.closest_index] = self.amplitudes[self.closest_index]
+        return self.combine(weights).to(dtype)
+
+    def state(self, t: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Reconstructed θ(t0 + t) = Re Σ_j λ_j^(t−d) b_j ϕ_j (t: snapshot index in the window)."""
+        return self.combine(_powers(self.eigenvalues, t - self.delays) * self.amplitudes).to(dtype)
+
+    def gradient(self, t: int, lr: float, momentum: float = 0.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """KGP: the Koopman reconstruction of the gradient at snapshot index ``t`` of the window.
+
+        Heavy ball: Δθ(t) = βΔθ(t−1) − ηg(t) ⇒ g(t) = −(Δθ(t) − βΔθ(t−1))/η, and with
+        Δθ(t) = Σ_j (λ_j − 1) λ_j^s b_j ϕ_j (s = t − d) this is
+        ĝ(t) = −(1/η) Re Σ_j (λ_j − 1)(λ_j^s − β λ_j^(s−1)) b_j ϕ_j = −(1/η) Re Σ_j (λ_j − 1)(1 − β/λ_j) λ_j^s b_j ϕ_j.
+        Plain gradient descent is β = 0. Exact for a quadratic loss; with β > 0 only with delays ≥ 1.
+        """
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        lam, s = self.eigenvalues, t - self.delays
+        step = _powers(lam, s)
+        if momentum:
+            step = step - momentum * _powers(lam, s - 1)
+        return self.combine(-(lam - 1) * step * self.amplitudes / lr).to(dtype)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able record of the fit (for results.json and W&B)."""
+        lam = self.chosen_eigenvalue
+        return {
+            "eigenvalue": {"re": lam.real, "im": lam.imag, "abs": abs(lam), "distance_to_1": abs(lam - 1)},
+            "rank": self.rank,
+            "snapshots": self.count,
+            "delays": self.delays,
+            "rank_tol": self.rank_tol,
+            "dropped_null": self._core.dropped_null,
+            "dropped_tol": self._core.dropped_tol,
+            "imag_ratio": self.imag_ratio,
+            "reconstruction_error": self.reconstruction_error,
+            "spectrum": {"re": self.eigenvalues.real.tolist(), "im": self.eigenvalues.imag.tolist()},
+            "amplitude_abs": self.amplitudes.abs().tolist(),
+        }
+
+    def __repr__(self) -> str:
+        lam = self.chosen_eigenvalue
+        return f"DMDFit(rank={self.rank}, snapshots={self.count}, delays={self.delays}, λ*={lam:.6f})"
+
+
+def fit_dmd(
+    snapshots: torch.Tensor | SnapshotWindow,
+    rank_tol: float = 0.0,
+    delays: int = 0,
+    device: torch.device | str | None = None,
+) -> DMDFit:
+    """Exact DMD of a trajectory: a (T, N) tensor (row t = θ(t0 + t)) or a recorded SnapshotWindow.
+
+    ``rank_tol`` drops directions with σ < rank_tol·σ_max (0: untruncated, as the paper; numerically null
+    directions are always dropped and logged). ``delays`` = d uses the state [θ(t); …; θ(t−d)]. ``device`` runs
+    the N-dimensional passes (default: the tensor's device, or the CPU for a window).
+    """
+    if not 0 <= rank_tol < 1:
+        raise ValueError(f"rank_tol must be in [0, 1), got {rank_tol}")
+    if isinstance(snapshots, SnapshotWindow):
+        gram = snapshots.increment_gram
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+    else:
+        if snapshots.ndim != 2:
+            raise ValueError(f"snapshots must be a (T, N) tensor, got shape {tuple(snapshots.shape)}")
+        if not snapshots.is_floating_point():
+            raise ValueError(f"snapshots must be floating point, got {snapshots.dtype}")
+        dev = torch.device(device) if device is not None else snapshots.device
+        gram = increment_gram(snapshots, dev)
+    core = _solve(gram.to(device="cpu", dtype=torch.float64), rank_tol, int(delays))
+    return DMDFit(core, snapshots, int(delays), rank_tol, dev)

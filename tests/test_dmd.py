@@ -1,0 +1,302 @@
+"""Exact DMD by the method of snapshots: known systems, dense and PyDMD oracles, KGP with and without delays."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from koopsweep.errors import KoopsweepError
+from koopsweep.koopman import delay_gram, fit_dmd, increment_gram, raw_gram
+
+torch.set_num_threads(1)
+F64 = torch.float64
+
+
+# ------------------------------------------------------------------------------------------- helpers / oracles
+def dense_exact_dmd(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Textbook exact DMD (Tu et al.): dense SVD of X, no truncation beyond the numerical null space."""
+    x, y = z[:-1].T, z[1:].T
+    u, s, vh = np.linalg.svd(x, full_matrices=False)
+    keep = s > max(x.shape) * np.finfo(float).eps * s[0]
+    u, s, v = u[:, keep], s[keep], vh[keep].conj().T
+    atilde = u.T @ y @ v / s
+    lam, w = np.linalg.eig(atilde)
+    phi = (y @ v / s) @ w / lam
+    b = np.linalg.lstsq(phi, x[:, 0], rcond=None)[0]
+    return lam, phi, b
+
+
+def match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Reorder ``b`` to pair each of ``a`` with its nearest unused element."""
+    b = list(b)
+    out = []
+    for value in a:
+        k = int(np.argmin([abs(value - other) for other in b]))
+        out.append(b.pop(k))
+    return np.array(out)
+
+
+def linear_trajectory(lams: torch.Tensor, numel: int, steps: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real trajectory x(t) = Σ_j λ_j^t v_j (complex λ in conjugate pairs); returns (Z, fixed point)."""
+    g = torch.Generator().manual_seed(seed)
+    parts, fixed = [], None
+    t = torch.arange(steps, dtype=F64)[:, None]
+    for lam in lams:
+        if lam.imag < 0:
+            continue
+        v = torch.randn(numel, dtype=F64, generator=g)
+        if lam.imag == 0:
+            parts.append(lam.real**t * v)
+            if lam.real == 1:
+                fixed = v
+        else:
+            u = torch.randn(numel, dtype=F64, generator=g)
+            pw = lam.to(torch.complex128) ** t
+            parts.append(pw.real * v + pw.imag * u)
+    return sum(parts), fixed
+
+
+def quadratic_run(numel: int, curvatures: list[float], lr: float, momentum: float, steps: int, seed: int = 0):
+    """Heavy-ball GD (PyTorch convention) on ½(θ−θ*)ᵀH(θ−θ*): returns snapshots, true gradients, θ*."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(numel, numel, dtype=F64, generator=g))
+    h = torch.zeros(numel, dtype=F64)
+    h[: len(curvatures)] = torch.tensor(curvatures, dtype=F64)  # one excited direction per curvature
+    hess = q @ torch.diag(h) @ q.T
+    star = torch.randn(numel, dtype=F64, generator=g)
+    theta = star + q[:, : len(curvatures)] @ torch.randn(len(curvatures), dtype=F64, generator=g)
+    buf = torch.zeros(numel, dtype=F64)
+    snaps, grads = [], []
+    for _ in range(steps):
+        grad = hess @ (theta - star)
+        snaps.append(theta.clone())
+        grads.append(grad)
+        buf = momentum * buf + grad
+        theta = theta - lr * buf
+    return torch.stack(snaps), torch.stack(grads), star
+
+
+# ----------------------------------------------------------------------------------------------------- tests
+def test_linear_system_recovers_eigenvalues_fixed_point_and_amplitudes():
+    lams = torch.tensor([1.0, 0.97, 0.9, 0.8 + 0.15j, 0.8 - 0.15j, 0.6, -0.5], dtype=torch.complex128)
+    z, fixed = linear_trajectory(lams, numel=60, steps=20)
+    fit = fit_dmd(z)
+    assert fit.rank == len(lams)
+    got = match(lams.numpy(), fit.eigenvalues.numpy())
+    assert np.max(np.abs(got - lams.numpy())) < 1e-8
+    assert abs(fit.chosen_eigenvalue - 1) < 1e-8
+    fp = fit.fixed_point(F64)
+    assert float((fp - fixed).norm() / fixed.norm()) < 1e-8
+    assert fit.imag_ratio < 1e-8 and fit.reconstruction_error < 1e-10
+    # amplitudes from Gram quantities == dense least squares against the materialised modes
+    phi = fit.modes(list(range(fit.rank)))
+    dense_b = torch.linalg.lstsq(phi, z[0].to(torch.complex128)[:, None]).solution[:, 0]
+    assert float((dense_b - fit.amplitudes).abs().max() / fit.amplitudes.abs().max()) < 1e-9
+    # and the state reconstruction from modes is the trajectory
+    assert float((fit.state(13) - z[13]).norm() / z[13].norm()) < 1e-9
+    # mode j satisfies the eigen relation along the trajectory: Σ λ^t b ϕ reproduces z, checked above;
+    # the fixed-point mode equals one pass of mode() scaled by its amplitude
+    j = fit.closest_index
+    assert torch.allclose((fit.mode(j) * fit.amplitudes[j]).real, fp, rtol=0, atol=1e-10)
+
+
+def test_reconstruction_error_matches_dense_evaluation():
+    g = torch.Generator().manual_seed(3)
+    z = torch.cumsum(torch.randn(12, 500, dtype=F64, generator=g) * 0.1, 0) + 2.0
+    fit = fit_dmd(z, rank_tol=0.2)
+    assert fit.rank < 11 and fit.summary()["dropped_tol"] == 11 - fit.rank
+    phi = fit.modes(list(range(fit.rank)))
+    t = torch.arange(12, dtype=F64)[:, None]
+    recon = (fit.eigenvalues[None, :] ** t * fit.amplitudes[None, :]) @ phi.T
+    dense = float((recon - z).norm() / z.norm())
+    assert dense > 1e-6  # truncation leaves a visible error, so the comparison means something
+    assert fit.reconstruction_error == pytest.approx(dense, rel=1e-8)
+
+
+def test_gradient_descent_on_quadratic_gradient_is_exact():
+    curv = [0.5, 1.0, 2.0, 3.5, 5.0, 7.0]
+    z, grads, star = quadratic_run(numel=40, curvatures=curv, lr=0.1, momentum=0.0, steps=16)
+    fit = fit_dmd(z)
+    expected = sorted([1.0] + [1 - 0.1 * h for h in curv])
+    assert np.allclose(sorted(fit.eigenvalues.real.numpy()), expected, atol=1e-9)
+    for t in (0, 7, 15):
+        ghat = fit.gradient(t, lr=0.1, dtype=F64)
+        assert float((ghat - grads[t]).norm() / grads[t].norm()) < 1e-6
+    assert float((fit.fixed_point(F64) - star).norm() / star.norm()) < 1e-9
+
+
+def test_heavy_ball_gradient_exact_with_one_delay_and_worse_without(capsys):
+    lr, beta = 0.05, 0.9
+    z, grads, _ = quadratic_run(numel=40, curvatures=[0.3, 1.0, 2.0, 4.0, 8.0], lr=lr, momentum=beta, steps=30)
+    t = 25
+    truth = grads[t]
+
+    def err(fit, momentum):
+        return float((fit.gradient(t, lr, momentum, dtype=F64) - truth).norm() / truth.norm())
+
+    delayed = fit_dmd(z, delays=1)
+    plain = fit_dmd(z, delays=0)
+    e_delay = err(delayed, beta)
+    e_plain = err(plain, beta)
+    e_uncorrected = err(delayed, 0.0)
+    with capsys.disabled():
+        print(
+            f"\nheavy ball KGP relative error: delays=1 {e_delay:.2e}, delays=0 {e_plain:.2e}, "
+            f"delays=1 without momentum correction {e_uncorrected:.2e}"
+        )
+    assert delayed.rank == 11  # two eigenvalues per curvature plus the fixed point
+    assert e_delay < 1e-6
+    assert e_plain > 1e-2 and e_plain > 1e4 * e_delay
+    assert e_uncorrected > 0.5
+
+
+def test_kmp_equals_gmp_on_a_converged_trajectory():
+    g = torch.Generator().manual_seed(1)
+    numel, lr = 400, 0.1
+    h = torch.linspace(2.0, 9.0, numel, dtype=F64)
+    star = torch.randn(numel, dtype=F64, generator=g)
+    theta = star + torch.randn(numel, dtype=F64, generator=g)
+    snaps = []
+    for step in range(160):
+        theta = theta - lr * h * (theta - star)
+        if step >= 120:
+            snaps.append(theta.clone())
+    z = torch.stack(snaps).float()  # stored like the recorder stores it
+    fit = fit_dmd(z)
+    k = int(0.7 * numel)
+    kmp = set(torch.sort(fit.fixed_point().abs(), stable=True).indices[:k].tolist())
+    gmp = set(torch.sort(z[-1].abs(), stable=True).indices[:k].tolist())
+    assert kmp == gmp
+    assert abs(fit.chosen_eigenvalue - 1) < 1e-4
+
+
+def test_agrees_with_dense_svd_exact_dmd_on_random_tall_matrices():
+    rng = np.random.default_rng(7)
+    for numel, count in ((3000, 25), (800, 40)):
+        z = rng.standard_normal((count, numel)) + 0.3
+        fit = fit_dmd(torch.from_numpy(z))
+        lam, phi, b = dense_exact_dmd(z)
+        assert fit.rank == len(lam)
+        got = match(lam, fit.eigenvalues.numpy())
+        assert np.max(np.abs(got - lam)) < 1e-9
+        j = int(np.argmin(np.abs(lam - 1)))
+        assert abs(fit.chosen_eigenvalue - lam[j]) < 1e-9
+        ours = fit.mode(fit.closest_index).numpy()
+        ref = phi[:, j]
+        k = int(np.argmax(np.abs(ref)))
+        ours, ref = ours / ours[k], ref / ref[k]  # modes are defined up to a complex scale
+        assert np.linalg.norm(ours - ref) / np.linalg.norm(ref) < 1e-8
+        # the amplitude-scaled mode is scale free
+        scaled = fit.mode(fit.closest_index).numpy() * fit.amplitudes[fit.closest_index].item()
+        assert np.linalg.norm(scaled - phi[:, j] * b[j]) / np.linalg.norm(phi[:, j] * b[j]) < 1e-8
+
+
+def test_pydmd_oracle_on_a_noisy_training_like_trajectory():
+    pydmd = pytest.importorskip("pydmd")
+    g = torch.Generator().manual_seed(5)
+    numel, count = 2000, 30
+    star = torch.randn(numel, dtype=F64, generator=g) * 0.1
+    rate = 1 - torch.rand(numel, dtype=F64, generator=g) * 0.2
+    e = torch.randn(numel, dtype=F64, generator=g) * 0.05
+    rows = []
+    for _ in range(count):
+        rows.append(star + e)
+        e = rate * e + 1e-3 * torch.randn(numel, dtype=F64, generator=g)
+    z = torch.stack(rows)
+    fit = fit_dmd(z)
+    ref = pydmd.DMD(svd_rank=-1, exact=True).fit(z.numpy().T)
+    got = match(ref.eigs, fit.eigenvalues.numpy())
+    assert fit.rank == len(ref.eigs) == count - 1
+    assert np.max(np.abs(got - ref.eigs)) < 1e-8
+    j = int(np.argmin(np.abs(ref.eigs - 1)))
+    ref_fp = (ref.modes[:, j] * ref.amplitudes[j]).real
+    ours = fit.fixed_point(F64).numpy()
+    assert np.linalg.norm(ours - ref_fp) / np.linalg.norm(ref_fp) < 1e-7
+
+
+def test_increment_gram_keeps_precision_where_the_raw_gram_loses_it():
+    """Steps of 1e-9·‖θ‖: the raw Gram route (eigh of XᵀX) cannot see them, the increment route matches SVD."""
+    lams = torch.tensor([1.0, 0.9, 0.7, 0.5], dtype=torch.complex128)
+    z, _ = linear_trajectory(lams, numel=300, steps=10, seed=2)
+    g = torch.Generator().manual_seed(2)
+    big = torch.randn(300, dtype=F64, generator=g) * 1e9
+    z = z + big  # θ(t) = big + O(1) transient: relative motion 1e-9
+    lam_svd, _, _ = dense_exact_dmd(z.numpy())
+    ours = fit_dmd(z)
+    assert np.max(np.abs(match(lam_svd, ours.eigenvalues.numpy()) - lam_svd)) < 1e-6
+    assert np.max(np.abs(match(lams.numpy(), ours.eigenvalues.numpy()) - lams.numpy())) < 1e-6
+    # the raw-Gram method of snapshots on the same data
+    gram = (z @ z.T).numpy()
+    s2, v = np.linalg.eigh(gram[:-1, :-1])
+    keep = s2 > 9 * np.finfo(float).eps * s2.max()
+    s, v = np.sqrt(s2[keep]), v[:, keep]
+    atilde = (v / s).T @ gram[:-1, 1:] @ (v / s)
+    naive = np.linalg.eigvals(atilde)
+    naive_err = max(abs(lam - naive[np.argmin(np.abs(naive - lam))]) for lam in lams.numpy())
+    assert naive_err > 1e-2  # it misses the transient spectrum
+
+
+def test_delay_gram_equals_gram_of_embedded_states():
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(9, 50, dtype=F64, generator=g)
+    d = 2
+    emb = torch.cat([z[d - k : 9 - k] for k in range(d + 1)], dim=1)
+    assert torch.allclose(delay_gram(z @ z.T, d), emb @ emb.T, rtol=1e-13, atol=1e-12)
+    assert torch.allclose(raw_gram(increment_gram(z)), z @ z.T, rtol=1e-13, atol=1e-12)
+    # the delayed fit equals a plain fit of the explicitly embedded trajectory
+    lam_emb = fit_dmd(emb).eigenvalues.numpy()
+    fit = fit_dmd(z, delays=d)
+    assert np.max(np.abs(match(lam_emb, fit.eigenvalues.numpy()) - lam_emb)) < 1e-9
+    first = fit_dmd(emb).fixed_point(F64)[:50]
+    assert torch.allclose(fit.fixed_point(F64), first, atol=1e-9)
+
+
+def test_repeated_snapshots_drop_null_directions_safely(caplog):
+    lams = torch.tensor([1.0, 0.8, 0.5], dtype=torch.complex128)
+    z, _ = linear_trajectory(lams, numel=30, steps=8)
+    z = torch.cat([z[:4], z[3:4], z[4:]])  # a repeated snapshot (a skipped step): zero increment
+    with caplog.at_level(logging.WARNING, logger="koopsweep.koopman"):
+        fit = fit_dmd(z)
+    assert "numerically null" in caplog.text
+    assert fit.summary()["dropped_null"] >= 1
+    assert torch.isfinite(fit.fixed_point()).all()
+    assert torch.isfinite(fit.eigenvalues).all()
+
+
+def test_float32_input_summary_and_imag_ratio():
+    lams = torch.tensor([1.0, 0.95, 0.7 + 0.2j, 0.7 - 0.2j], dtype=torch.complex128)
+    z, fixed = linear_trajectory(lams, numel=200, steps=12)
+    fit = fit_dmd(z.float())
+    fp = fit.fixed_point()
+    assert fp.dtype == torch.float32 and fp.shape == (200,)
+    assert float((fp.double() - fixed).norm() / fixed.norm()) < 1e-5
+    summary = json.loads(json.dumps(fit.summary()))
+    assert summary["rank"] == fit.rank and len(summary["spectrum"]["re"]) == fit.rank
+    assert summary["eigenvalue"]["re"] == pytest.approx(1.0, abs=1e-4)
+    assert summary["imag_ratio"] < 1e-3 and summary["delays"] == 0
+    # a chosen mode that is genuinely complex is reported as such
+    spiral, _ = linear_trajectory(torch.tensor([0.99 + 0.05j, 0.99 - 0.05j, 0.3]), numel=50, steps=10)
+    assert fit_dmd(spiral).imag_ratio > 1e-2
+
+
+def test_a_constant_trajectory_is_its_own_fixed_point():
+    theta = torch.randn(10, dtype=F64)
+    fit = fit_dmd(theta.expand(6, 10).clone())
+    assert fit.rank == 1 and abs(fit.chosen_eigenvalue - 1) < 1e-12
+    assert torch.allclose(fit.fixed_point(F64), theta, atol=1e-12)
+    assert torch.allclose(fit.gradient(3, lr=0.1, dtype=F64), torch.zeros(10, dtype=F64), atol=1e-12)
+
+
+def test_invalid_inputs_raise_clear_errors():
+    with pytest.raises(KoopsweepError, match="NaN"):
+        fit_dmd(torch.tensor([[0.0, 1.0], [float("nan"), 1.0], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="at least 4 snapshots"):
+        fit_dmd(torch.randn(3, 10), delays=2)
+    with pytest.raises(KoopsweepError, match="all zeros"):
+        fit_dmd(torch.zeros(5, 10))
+    with pytest.raises(ValueError, match="rank_tol"):
+        fit_dmd(torch.randn(5, 10), rank_tol=1.5)
