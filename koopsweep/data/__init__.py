@@ -1,0 +1,57 @@
+"""Datasets as in-memory tensors (TensorData), deterministic batching (BatchStream) and the sources configs name."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from koopsweep.data.mini import load_mnist_mini
+from koopsweep.data.synthetic import make_synthetic
+from koopsweep.data.tensors import BatchStream, TensorData, eval_batches
+from koopsweep.data.torchvision_sets import load_cifar10, load_mnist
+from koopsweep.errors import DataError
+
+
+def load_dataset(source_cfg: Mapping[str, Any], root: str | Path) -> TensorData:
+    """Call ``source_cfg._target_`` with ``root`` and the other keys as keyword arguments."""
+    if isinstance(source_cfg, DictConfig):
+        options = OmegaConf.to_container(source_cfg, resolve=True)
+    else:
+        options = dict(source_cfg)
+    assert isinstance(options, dict)
+    target = options.pop("_target_", None)
+    if not target:
+        raise DataError("dataset.source has no _target_; set it to a loader such as koopsweep.data.load_mnist_mini")
+    try:
+        loader = get_method(target)
+    except Exception as exc:
+        raise DataError(f"dataset.source._target_={target} cannot be imported ({type(exc).__name__})") from None
+    options.setdefault("root", root)
+    signature = inspect.signature(loader)
+    try:
+        signature.bind(**options)
+    except TypeError:
+        accepted = [p for p in signature.parameters if p != "root"]
+        unknown = sorted(set(options) - set(signature.parameters))
+        raise DataError(f"dataset.source: {target} has no option(s) {unknown}; it accepts {accepted}") from None
+    data = loader(**options)
+    if not isinstance(data, TensorData):
+        raise DataError(f"dataset.source._target_={target} returned {type(data).__name__}, not TensorData")
+    return data
+
+
+__all__ = [
+    "BatchStream",
+    "TensorData",
+    "eval_batches",
+    "load_cifar10",
+    "load_dataset",
+    "load_mnist",
+    "load_mnist_mini",
+    "make_synthetic",
+]

@@ -1,0 +1,104 @@
+"""MNIST and CIFAR-10 through torchvision, converted once to normalized float tensors.
+
+torchvision does the download and the file checks; its uint8 arrays (``.data``) are converted in one vectorised
+step instead of sample by sample. A missing dataset becomes one DataError line naming the files expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from koopsweep.data.tensors import TensorData
+from koopsweep.errors import DataError
+
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per-channel statistics of the 50,000 CIFAR-10 training images
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+MNIST_FILES = tuple(
+    f"MNIST/raw/{split}-{kind}-idx{dims}-ubyte"
+    for split in ("train", "t10k")
+    for kind, dims in (("images", 3), ("labels", 1))
+)
+CIFAR10_FILES = tuple(
+    f"cifar-10-batches-py/{name}"
+    for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+)
+
+
+def normalize_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 images N x C x H x W -> float32 (x / 255 - mean) / std per channel."""
+    shape = (1, len(mean), 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(shape)
+    std_t = torch.tensor(std, dtype=torch.float32).view(shape)
+    return images.to(torch.float32).div_(255.0).sub_(mean_t).div_(std_t).contiguous()
+
+
+def _open(
+    dataset_cls: Callable[..., Any], name: str, root: Path, download: bool, files: Sequence[str]
+) -> tuple[Any, Any]:
+    """Both splits of a torchvision dataset, or a one-line DataError naming the expected files and the fixes."""
+    try:
+        train = dataset_cls(str(root), train=True, download=download)
+        return train, dataset_cls(str(root), train=False, download=download)
+    except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, tarfile errors...
+        missing = [str(root / f) for f in files if not (root / f).is_file()]
+        if missing:
+            why = "download=false" if not download else f"the download failed: {_summary(exc)}"
+            raise DataError(
+                f"{name} not found in {root} ({why}); expected the files {', '.join(missing)}; "
+                f"set paths.data_dir=<folder holding {files[0].split('/')[0]}/> (with internet, download=true fetches "
+                f"them) or use dataset=mnist_mini, which ships with koopsweep"
+            ) from None
+        raise DataError(
+            f"{name} files in {root} could not be read ({_summary(exc)}); delete them to download again"
+        ) from None
+
+
+def _summary(exc: BaseException) -> str:
+    """First and last line of an error (torchvision lists every mirror it tried in between)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0] if len(lines) == 1 else f"{lines[0].rstrip(':')}: {lines[-1]}"
+    return f"{type(exc).__name__}: {text}"
+
+
+def load_mnist(root: str | Path, download: bool = True) -> TensorData:
+    """MNIST 60,000 / 10,000, 1x28x28, normalized with mean 0.1307 and std 0.3081."""
+    from torchvision.datasets import MNIST
+
+    root = Path(root).expanduser()
+    train, test = _open(MNIST, "MNIST", root, download, MNIST_FILES)
+    return TensorData(
+        name="mnist",
+        train_x=normalize_uint8(train.data.unsqueeze(1), MNIST_MEAN, MNIST_STD),
+        train_y=train.targets.to(torch.int64),
+        test_x=normalize_uint8(test.data.unsqueeze(1), MNIST_MEAN, MNIST_STD),
+        test_y=test.targets.to(torch.int64),
+        num_classes=10,
+    )
+
+
+def load_cifar10(root: str | Path, download: bool = True) -> TensorData:
+    """CIFAR-10 50,000 / 10,000, 3x32x32, normalized per channel with the training set's mean and std."""
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root).expanduser()
+    train, test = _open(CIFAR10, "CIFAR-10", root, download, CIFAR10_FILES)
+
+    def images(split: Any) -> torch.Tensor:  # torchvision holds N x H x W x C uint8 numpy arrays
+        return normalize_uint8(torch.from_numpy(split.data).permute(0, 3, 1, 2), CIFAR10_MEAN, CIFAR10_STD)
+
+    return TensorData(
+        name="cifar10",
+        train_x=images(train),
+        train_y=torch.as_tensor(train.targets, dtype=torch.int64),
+        test_x=images(test),
+        test_y=torch.as_tensor(test.targets, dtype=torch.int64),
+        num_classes=10,
+    )
