@@ -85,8 +85,9 @@ def cmd_inspect(store: Path, trunk_id: str) -> None:
     print(json.dumps(info, indent=2))
 
 
-def gc_candidates(store: Path, older_than_days: float | None, everything: bool) -> list[Path]:
-    """What ``gc`` removes: leftover temp files, orphaned branch checkpoints and private trunks, old trunks."""
+def gc_candidates(store: Path, older_than_days: float | None, everything: bool, windows: bool = False) -> list[Path]:
+    """What ``gc`` removes: leftover temp files, orphaned branch checkpoints and private trunks, old trunks, and
+    with ``windows`` the recorded snapshot windows (the big part; cached fits stay, a new fit re-records)."""
     now = time.time()
     found = [p for p in store.rglob(".*.tmp")] if store.is_dir() else []
     branches = store / "branches"
@@ -95,11 +96,13 @@ def gc_candidates(store: Path, older_than_days: float | None, everything: bool) 
     for trunk in _trunks(store):
         if everything or (older_than_days is not None and now - _last_used(trunk) > older_than_days * 86400):
             found.append(trunk)
+        elif windows and (trunk / "windows").is_dir():
+            found += sorted(p for p in (trunk / "windows").iterdir() if p.is_dir())
     return found
 
 
-def cmd_gc(store: Path, older_than_days: float | None, everything: bool, apply: bool) -> None:
-    candidates = gc_candidates(store, older_than_days, everything)
+def cmd_gc(store: Path, older_than_days: float | None, everything: bool, windows: bool, apply: bool) -> None:
+    candidates = gc_candidates(store, older_than_days, everything, windows)
     total = sum(_size(p) if p.is_dir() else p.stat().st_size for p in candidates)
     for path in candidates:
         print(f"{'removing' if apply else 'would remove'} {path.relative_to(store)}")
@@ -119,6 +122,7 @@ def main(argv: Sequence[str]) -> None:
     gc = sub.add_parser("gc", help="remove temp files, orphaned branches and old trunks (dry run unless --apply)")
     gc.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="also trunks unused for DAYS")
     gc.add_argument("--all", action="store_true", help="remove every trunk and branch")
+    gc.add_argument("--windows", action="store_true", help="also the recorded snapshot windows (fits stay cached)")
     gc.add_argument("--apply", action="store_true", help="really delete")
     args = parser.parse_args(list(argv))
     store = args.store or default_store_dir()
@@ -127,4 +131,4 @@ def main(argv: Sequence[str]) -> None:
     elif args.verb == "inspect":
         cmd_inspect(store, args.trunk_id)
     else:
-        cmd_gc(store, args.older_than, args.all, args.apply)
+        cmd_gc(store, args.older_than, args.all, args.windows, args.apply)

@@ -27,7 +27,7 @@ from koopsweep.store import branch_id, trunk_id, trunk_spec
 from koopsweep.store.artifacts import save_checked
 from koopsweep.store.branch import BranchCheckpoint
 from koopsweep.store.trunk import Trunk
-from koopsweep.tracking import Tracker
+from koopsweep.tracking import Tracker, flatten_config
 from koopsweep.train import runtime
 from koopsweep.train.loop import Diverged, Trainer, evaluate
 from koopsweep.train.optim import build_optimizer, lr_function
@@ -194,16 +194,19 @@ def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trun
     log = cfg.logger
     pruner = cfg.pruner
     name = f"{pruner.name}-f{pruner.fraction:g}-t{cfg.schedule.prune_at or 'end'}-s{cfg.seed}"
+    stage = "dense" if pruner._target_ is None else "prune"
+    display = {**flatten_config(resolved), "trunk_id": trunk, "branch_id": branch}  # group or filter by either
     return Tracker.start(
         mode=log.mode,
         project=log.project,
         entity=log.entity,
         name=name,
         group=log.group or cfg.experiment_name,
-        job_type=log.job_type or "prune",
+        job_type=log.job_type or stage,
         tags=[pruner.name, cfg.model.name, cfg.dataset.name, f"trunk-{trunk}", *log.tags],
         run_dir=out_dir,
         resolved_config=resolved,
+        display_config=display,
         run_id=branch,
         notes=log.notes,
     )

@@ -1,0 +1,42 @@
+"""`koopsweep store list | inspect | gc` on a real store."""
+
+from __future__ import annotations
+
+import pytest
+
+from koopsweep.commands.store import main as store_main
+from koopsweep.errors import ConfigError
+from koopsweep.train.run import run_experiment
+
+
+@pytest.fixture
+def store(make_cfg, tiny, tmp_path):
+    run_experiment(make_cfg([*tiny, "pruner=kmp"]))
+    return tmp_path / "store"
+
+
+def test_list_and_inspect(store, capsys):
+    store_main(["--store", str(store), "list"])
+    out = capsys.readouterr().out
+    assert "LeNet300100" in out and "synthetic" in out and "1 trunk(s)" in out
+    trunk = next((store / "trunks").iterdir()).name
+    store_main(["--store", str(store), "inspect", trunk[:6]])
+    out = capsys.readouterr().out
+    assert f'"id": "{trunk}"' in out and '"windows": [' in out
+    with pytest.raises(ConfigError, match="give more of the id"):
+        store_main(["--store", str(store), "inspect", "zzz"])
+
+
+def test_gc_is_a_dry_run_until_apply(store, capsys):
+    trunk = next((store / "trunks").iterdir())
+    (trunk / ".half-written.tmp").write_bytes(b"x")
+    store_main(["--store", str(store), "gc", "--windows"])
+    out = capsys.readouterr().out
+    assert "would remove" in out and "windows/" in out and ".half-written.tmp" in out
+    assert (trunk / "windows").is_dir() and any((trunk / "windows").iterdir())
+    store_main(["--store", str(store), "gc", "--windows", "--apply"])
+    assert not any((trunk / "windows").iterdir())
+    assert not (trunk / ".half-written.tmp").exists()
+    assert (trunk / "states").is_dir()  # the trunk itself stays
+    store_main(["--store", str(store), "gc", "--all", "--apply"])
+    assert not any((store / "trunks").iterdir())
