@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: Path, *buffers: bytes | memoryview) -> None:
-    """Write ``buffers`` one after the other to ``path``, atomically."""
+def atomic_write(path: Path, *buffers: bytes | memoryview, durable: bool = True) -> None:
+    """Write ``buffers`` one after the other to ``path``, atomically; ``durable`` also survives a power loss."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -23,7 +23,8 @@ def atomic_write(path: Path, *buffers: bytes | memoryview) -> None:
             for buffer in buffers:
                 handle.write(buffer)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

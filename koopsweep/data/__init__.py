@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,25 @@ from koopsweep.errors import DataError
 
 
 def load_dataset(source_cfg: Mapping[str, Any], root: str | Path) -> TensorData:
-    """Call ``source_cfg._target_`` with ``root`` and the other keys as keyword arguments."""
+    """Call ``source_cfg._target_`` with ``root`` and the other keys as keyword arguments.
+
+    The last two datasets loaded stay in memory, so the jobs of an in-process multirun (or a benchmark) read and
+    normalise MNIST once. TensorData is never modified in place (subset/to return new objects), so sharing is safe.
+    """
     if isinstance(source_cfg, DictConfig):
         options = OmegaConf.to_container(source_cfg, resolve=True)
     else:
         options = dict(source_cfg)
-    assert isinstance(options, dict)
+    options.setdefault("root", str(root))
+    return _load_cached(json.dumps(options, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(options_json: str) -> TensorData:
+    return _load(json.loads(options_json))
+
+
+def _load(options: dict[str, Any]) -> TensorData:
     target = options.pop("_target_", None)
     if not target:
         raise DataError("dataset.source has no _target_; set it to a loader such as koopsweep.data.load_mnist_mini")
@@ -31,7 +46,6 @@ def load_dataset(source_cfg: Mapping[str, Any], root: str | Path) -> TensorData:
         loader = get_method(target)
     except Exception as exc:
         raise DataError(f"dataset.source._target_={target} cannot be imported ({type(exc).__name__})") from None
-    options.setdefault("root", root)
     signature = inspect.signature(loader)
     try:
         signature.bind(**options)
