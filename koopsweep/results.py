@@ -1,14 +1,10 @@
-"""results.json: everything needed to read a run back without its logs, written atomically."""
+"""What results.json records beyond the metrics (package versions), and the summary table a finished run prints."""
 
 from __future__ import annotations
 
 import platform
 from importlib import metadata
 from typing import Any
-
-from koopsweep.atomic import write_json_atomic
-
-__all__ = ["package_versions", "summary_table", "write_json_atomic"]
 
 
 def package_versions() -> dict[str, str]:

@@ -23,7 +23,7 @@ from koopsweep.atomic import atomic_write
 from koopsweep.koopman.chunkfile import read_header, read_rows, write_chunk
 from koopsweep.koopman.gram import column_slices, increments, scratch
 from koopsweep.koopman.window import FORMAT, GRAM_FILE, MANIFEST, VERSION, SnapshotWindow
-from koopsweep.results import write_json_atomic
+from koopsweep.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 

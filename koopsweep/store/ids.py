@@ -7,6 +7,7 @@ trunk: every pruner, fraction, pruning time and fine-tuning length shares one de
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import fields
@@ -32,11 +33,16 @@ BRANCH_FIELDS: dict[str, tuple[type | None, tuple[str, ...]]] = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _defaults(schema: type) -> dict[str, Any]:
+    """A schema's default values, built once per schema."""
+    return OmegaConf.to_container(OmegaConf.structured(schema), resolve=False)  # type: ignore[return-value]
+
+
 def _default(schema: type | None, name: str) -> Any:
     if schema is None:
         return object()  # no default: always part of the spec
-    node = OmegaConf.structured(schema)
-    return OmegaConf.to_container(node, resolve=False).get(name, object())  # type: ignore[union-attr]
+    return _defaults(schema).get(name, object())
 
 
 # Keys that say how to obtain data, not which data: they never change a trajectory.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from koopsweep.errors import ArtifactError
-from koopsweep.results import write_json_atomic
+from koopsweep.atomic import write_json_atomic
 from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
 
 log = logging.getLogger(__name__)

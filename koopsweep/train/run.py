@@ -22,7 +22,8 @@ from koopsweep.prune.flops import flop_metrics
 from koopsweep.prune.gradients import average_gradient
 from koopsweep.prune.metrics import layer_sparsity, overlap, parameter_counts
 from koopsweep.prune.scorers import GradientMagnitudeScorer, PruneContext, Scorer
-from koopsweep.results import package_versions, summary_table, write_json_atomic
+from koopsweep.atomic import write_json_atomic
+from koopsweep.results import package_versions, summary_table
 from koopsweep.store import branch_id, trunk_id, trunk_spec
 from koopsweep.store.artifacts import save_checked
 from koopsweep.store.branch import BranchCheckpoint
