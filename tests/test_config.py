@@ -72,6 +72,19 @@ BAD_OVERRIDES = [
     (["optimizer.lr=0.1,0.2"], "add -m (--multirun)"),
     (["-m", "optimizer.lr=0.1,-1"], "optimizer.lr=-1.0 is out of range"),
     (["seed=[1"], "cannot parse overrides"),
+    (["pruner.fraction=0.5", "pruner.compression=4"], "are both set: give one"),
+    (["pruner.compression=0.5"], "pruner.compression=0.5 is out of range"),
+    (["model=mnistnet", "pruner.compression=100"],
+     "pruner.compression=100 is unreachable for mnistnet: 5,580 of its 431,080 parameters are not prunable and stay "
+     "dense, so the largest reachable compression is 77.24x"),
+    (["pruner=none", "pruner.compression=2"], "removes nothing"),
+    (["dataset.batch_size=20000"], "dataset.batch_size=20000 is larger than the 10,000 training examples"),
+    (["dataset.train_size=70000"], "dataset.train_size=70000 but mnist_mini has 10,000 examples"),
+    (["schedule.train=1ep", "schedule.prune_at=100it"], "schedule.prune_at=100it (100 it) is after the end of training"),
+    (["-m", "schedule.train=1ep", "schedule.prune_at=10it,500it"], "schedule.prune_at=500it (500 it) is after"),
+    (["schedule.prune_at=1it"], "holds 2 snapshots, fewer than the 3 DMD needs"),
+    (["model._target_=collections.OrderedDict"], "model._target_=collections.OrderedDict built a OrderedDict"),
+    (["model._target_=koopsweep.steps.Step"], "could not be built as Net(input_shape, num_classes)"),
 ]
 
 

@@ -91,7 +91,11 @@ def test_linear_system_recovers_eigenvalues_fixed_point_and_amplitudes():
     assert abs(fit.chosen_eigenvalue - 1) < 1e-8
     fp = fit.fixed_point(F64)
     assert float((fp - fixed).norm() / fixed.norm()) < 1e-8
-    assert fit.imag_ratio < 1e-8 and fit.reconstruction_error < 1e-10
+    assert fit.imag_ratio < 1e-8
+    d = fit.diagnostics
+    assert d["reconstruction_error"] < 1e-10 and d["residual"] < 1e-8
+    assert d["fixed_point_distance"] == pytest.approx(float((fixed - z[-1]).norm() / z[-1].norm()), rel=1e-6)
+    assert d["spectral_radius"] == pytest.approx(1.0) and d["unstable_modes"] == 0
     # amplitudes from Gram quantities == dense least squares against the materialised modes
     phi = fit.modes(list(range(fit.rank)))
     dense_b = torch.linalg.lstsq(phi, z[0].to(torch.complex128)[:, None]).solution[:, 0]
@@ -104,17 +108,47 @@ def test_linear_system_recovers_eigenvalues_fixed_point_and_amplitudes():
     assert torch.allclose((fit.mode(j) * fit.amplitudes[j]).real, fp, rtol=0, atol=1e-10)
 
 
-def test_reconstruction_error_matches_dense_evaluation():
+def test_reconstruction_error_matches_dense_least_squares_and_residual_matches_dense_evaluation():
     g = torch.Generator().manual_seed(3)
     z = torch.cumsum(torch.randn(12, 500, dtype=F64, generator=g) * 0.1, 0) + 2.0
     fit = fit_dmd(z, rank_tol=0.2)
     assert fit.rank < 11 and fit.summary()["dropped_tol"] == 11 - fit.rank
     phi = fit.modes(list(range(fit.rank)))
     t = torch.arange(12, dtype=F64)[:, None]
-    recon = (fit.eigenvalues[None, :] ** t * fit.amplitudes[None, :]) @ phi.T
-    dense = float((recon - z).norm() / z.norm())
+    vander = fit.eigenvalues[None, :] ** t  # (T, r)
+    # best amplitudes over the whole window: one least-squares problem over every (step, parameter) entry
+    design = (vander[:, None, :] * phi[None, :, :]).reshape(-1, fit.rank)
+    b = torch.linalg.lstsq(design, z.to(torch.complex128).reshape(-1, 1)).solution[:, 0]
+    dense = float(((vander * b[None, :]) @ phi.T - z).norm() / z.norm())
     assert dense > 1e-6  # truncation leaves a visible error, so the comparison means something
-    assert fit.reconstruction_error == pytest.approx(dense, rel=1e-8)
+    assert fit.diagnostics["reconstruction_error"] == pytest.approx(dense, rel=1e-6)
+    # the chosen eigenpair's residual, from the materialised snapshot matrices
+    x, y = z[:-1].T.to(torch.complex128), z[1:].T.to(torch.complex128)
+    u, sig, vh = torch.linalg.svd(x, full_matrices=False)
+    keep = sig >= 0.2 * sig[0]
+    u, sig, v = u[:, keep], sig[keep], vh[keep].conj().T
+    lam, w = torch.linalg.eig(u.conj().T @ y @ v / sig)
+    j = int(torch.argmin((lam - 1).abs()))
+    c = (v / sig) @ w[:, j]
+    expected = float((y @ c - lam[j] * (x @ c)).norm() / (x @ c).norm())
+    assert fit.diagnostics["residual"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_diagnostics_stay_bounded_when_unstable_modes_would_explode():
+    """A window with a slowly growing direction: free-run powers of |λ| > 1 over many steps blow up, ours do not."""
+    g = torch.Generator().manual_seed(0)
+    steps, numel = 400, 300
+    base = torch.randn(numel, dtype=F64, generator=g)
+    noise = torch.randn(steps, numel, dtype=F64, generator=g) * 1e-3
+    z = base + torch.cumsum(noise, 0) * 0.05 + 1e-4 * torch.randn(steps, numel, dtype=F64, generator=g)
+    fit = fit_dmd(z)
+    d = fit.diagnostics
+    assert d["unstable_modes"] >= 1 and d["spectral_radius"] > 1
+    assert 1.06 ** (steps - 1) > 1e9  # what the old free-run error would have raised to a power
+    assert 0 <= d["reconstruction_error"] <= 1
+    assert 0 <= d["amplitude_share"] <= 1
+    assert d["residual"] < 10 and d["fixed_point_distance"] < 1
+    json.dumps(fit.summary(), allow_nan=False)  # finite numbers only
 
 
 def test_gradient_descent_on_quadratic_gradient_is_exact():

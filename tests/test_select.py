@@ -2,7 +2,11 @@ import pytest
 import torch
 
 from koopsweep.prune.paramspace import ParamSpace
-from koopsweep.prune.select import count_to_remove, layer_quotas, select_keep
+from koopsweep.prune.select import layer_quotas, select_keep
+
+
+def count_to_remove(fraction: float, numel: int) -> int:
+    return int(round(fraction * numel))
 
 
 def space3() -> ParamSpace:
@@ -15,20 +19,20 @@ def test_exact_k_with_ties_and_zeros(fraction, scope):
     space = space3()
     scores = torch.randint(0, 4, (space.numel,)).float()  # massive ties
     scores[:20] = 0.0  # weights that are already zero
-    keep = select_keep(scores, fraction, space, scope)
+    keep = select_keep(scores, count_to_remove(fraction, space.numel), space, scope)
     assert int((~keep).sum()) == count_to_remove(fraction, space.numel)
 
 
 def test_global_removes_the_lowest_and_breaks_ties_by_position():
     space = ParamSpace(["w"], [(6,)])
     scores = torch.tensor([3.0, 1.0, 1.0, 0.0, 1.0, 2.0])
-    keep = select_keep(scores, 0.5, space)
+    keep = select_keep(scores, 3, space)
     assert keep.tolist() == [True, False, False, False, True, True]
 
 
 def test_layer_scope_prunes_each_tensor_by_the_same_fraction():
     space = space3()
-    keep = select_keep(torch.rand(space.numel), 0.5, space, "layer")
+    keep = select_keep(torch.rand(space.numel), count_to_remove(0.5, space.numel), space, "layer")
     quotas = layer_quotas(space, count_to_remove(0.5, space.numel))
     for slot, quota in zip(space.slots, quotas):
         removed = int((~keep[slot.offset : slot.stop]).sum())
@@ -41,4 +45,10 @@ def test_nan_scores_are_refused():
     scores = torch.rand(space.numel)
     scores[3] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
-        select_keep(scores, 0.5, space)
+        select_keep(scores, 10, space)
+
+
+def test_impossible_counts_are_refused():
+    space = space3()
+    with pytest.raises(ValueError, match="cannot remove"):
+        select_keep(torch.rand(space.numel), space.numel + 1, space)

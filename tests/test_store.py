@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import open_dict
 
 from koopsweep.config.compose import compose_config
 from koopsweep.store import trunk_id
@@ -90,6 +91,51 @@ def test_second_run_reuses_the_trunk_and_matches_a_run_without_reuse(make_cfg, t
     assert fresh["metrics"]["trunk/reused_iterations"] == 0
     for key in ("dense/test_acc", "pruned/test_loss", "final/test_loss"):
         assert second["metrics"][key] == fresh["metrics"][key]
+
+
+def _tree_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_koopman_run_keeps_a_few_vectors_not_its_window(make_cfg, tiny, tmp_path):
+    """The window is fitted under the lock, θ* and ĝ cached, the snapshots dropped; KGP then needs no window."""
+    cut = [*tiny, "schedule.prune_at=1ep"]
+    dense = run_experiment(make_cfg([*cut, "pruner=gmp"], out="gmp"))
+    trunk = tmp_path / "store" / "trunks" / dense["trunk_id"]
+    before = _tree_bytes(trunk)
+    kmp = run_experiment(make_cfg([*cut, "pruner=kmp"], out="kmp"))
+    assert not any((trunk / "windows").rglob("*.bin"))  # no snapshot left behind
+    fits = list((trunk / "fits").glob("*.pt"))
+    assert len(fits) == 1
+    numel = kmp["metrics"]["params/prunable"]
+    grown = _tree_bytes(trunk) - before
+    states = _tree_bytes(trunk / "states")
+    assert grown - states < 3 * 4 * numel + 200_000  # θ* and ĝ in float32, the summary, a state at the window start
+    kgp = run_experiment(make_cfg([*cut, "pruner=kgp"], out="kgp"))
+    assert kgp["metrics"]["trunk/reused_iterations"] == kgp["iterations"]["prune_at"]  # cached fit: no re-recording
+    assert kgp["koopman"]["eigenvalue"] == kmp["koopman"]["eigenvalue"]
+
+
+def test_a_dropped_window_is_recorded_again_bit_for_bit(make_cfg, tiny, tmp_path):
+    """Another fit of a dropped window re-records it from the state at its start: the same snapshots exactly."""
+    cut = [*tiny, "schedule.prune_at=1ep", "pruner=kmp"]
+    first = run_experiment(make_cfg(cut, out="first"))  # records, fits, drops
+    again = run_experiment(make_cfg([*cut, "koopman.delays=1", "store.keep_windows=true"], out="again"))
+    assert again["metrics"]["trunk/reused_iterations"] < again["iterations"]["prune_at"]  # trained the window again
+    fresh_cfg = make_cfg([*cut, "koopman.delays=1", "store.keep_windows=true"], out="fresh")
+    with open_dict(fresh_cfg):
+        fresh_cfg.paths.store_dir = str(tmp_path / "fresh_store")
+    fresh = run_experiment(fresh_cfg)
+
+    def chunk_hashes(root: Path) -> list[str]:
+        manifest = next(root.rglob("manifest.json"))
+        return [c["sha256"] for c in json.loads(manifest.read_text())["chunks"]]
+
+    store = tmp_path / "store" / "trunks" / again["trunk_id"]
+    assert chunk_hashes(store) == chunk_hashes(tmp_path / "fresh_store")
+    assert fresh["metrics"]["trunk/reused_iterations"] == 0  # recorded on the way from iteration 0
+    assert again["metrics"]["final/test_loss"] == fresh["metrics"]["final/test_loss"]
+    assert first["metrics"]["dense/test_loss"] == again["metrics"]["dense/test_loss"]
 
 
 def test_corrupt_state_is_detected_and_rebuilt(make_cfg, tiny, tmp_path, caplog):

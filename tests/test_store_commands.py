@@ -11,7 +11,7 @@ from koopsweep.train.run import run_experiment
 
 @pytest.fixture
 def store(make_cfg, tiny, tmp_path):
-    run_experiment(make_cfg([*tiny, "pruner=kmp"]))
+    run_experiment(make_cfg([*tiny, "pruner=kmp", "store.keep_windows=true"]))
     return tmp_path / "store"
 
 

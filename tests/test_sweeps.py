@@ -35,8 +35,8 @@ EXPECTED = {
     "smoke": (8, 1),
     "converged_mnistnet": (36, 3),
     "converged_resnet20": (36, 3),
-    "timing_kmp": (288, 3),
-    "timing_kgp": (288, 3),
+    "timing_kmp": (324, 3),
+    "timing_kgp": (324, 3),
 }
 
 
@@ -98,8 +98,7 @@ def test_sweep_file_validates_with_expected_runs_and_trunks(plans, name):
 
 
 def test_paper_sweeps_use_the_paper_grid(plans):
-    fractions = [0.5, 0.75, 0.875, 0.9375, 0.96875, 0.984375]
-    assert [round(1 / (1 - f)) for f in fractions] == [2, 4, 8, 16, 32, 64]
+    """ShrinkBench's compression axis 2 ... 64x, and pruning times over the whole approach to convergence."""
     for name, pruners in (
         ("converged_mnistnet", {"kmp", "gmp"}),
         ("converged_resnet20", {"kmp", "gmp"}),
@@ -107,14 +106,16 @@ def test_paper_sweeps_use_the_paper_grid(plans):
         ("timing_kgp", {"kgp", "ggp"}),
     ):
         params = plans[name].spec.parameters
-        assert set(params["pruner"]) == pruners and params["pruner.fraction"] == fractions
+        assert set(params["pruner"]) == pruners and params["pruner.compression"] == [2, 4, 8, 16, 32, 64]
     assert plans["converged_mnistnet"].points[0].cfg.model.name == "mnistnet"
     assert plans["converged_resnet20"].points[0].cfg.model.name == "resnet20"
     assert all(
         p.cfg.schedule.prune_at is None for n in ("converged_mnistnet", "converged_resnet20") for p in plans[n].points
     )
-    times = plans["timing_kmp"].spec.parameters[PRUNE_AT]
-    assert times == sorted(times, key=step_key) and times[0] == "50it" and times[-1] == "2ep"
+    for name in ("timing_kmp", "timing_kgp"):
+        times = plans[name].spec.parameters[PRUNE_AT]
+        assert times == sorted(times, key=step_key) and times[0] == "50it" and times[-1] == "20ep"
+        assert len(times) >= 8 and plans[name].points[0].cfg.schedule.train == times[-1]  # to the end of training
 
 
 def test_mnist_sweeps_share_their_trunks(plans):
@@ -136,9 +137,9 @@ def test_fast_composition_equals_full_composition(plans):
 
 def test_agent_command_is_what_wandb_builds():
     spec = load_spec(REPO / "sweeps" / "timing_kmp.yaml")
-    point = {"pruner": "kmp", "pruner.fraction": 0.984375, PRUNE_AT: "1ep200it", "seed": 2}
+    point = {"pruner": "kmp", "pruner.compression": 64, PRUNE_AT: "1ep200it", "seed": 2}
     expected = ["koopsweep", "experiment=timing_mnistnet", "experiment_name=timing_kmp"]
-    expected += ["pruner=kmp", "pruner.fraction=0.984375", "schedule.prune_at=1ep200it", "seed=2"]
+    expected += ["pruner=kmp", "pruner.compression=64", "schedule.prune_at=1ep200it", "seed=2"]
     assert agent_command(spec, point) == ["/usr/bin/env", *expected]
     assert agent_command(spec, point, use_wandb=False) == agent_command(spec, point)
     assert app_argv(spec, point) == expected[1:]
@@ -285,6 +286,18 @@ def test_extra_overrides_are_checked(tmp_path):
     assert {p.cfg.seed for p in plan_sweep(path, ["seed=7"]).points} == {7}
 
 
+def test_only_runs_a_slice_of_the_grid(tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    plan = plan_sweep(path, only=["schedule.prune_at=40it"])
+    assert len(plan.points) == 2 and {p.cfg.schedule.prune_at for p in plan.points} == {"40it"}
+    with pytest.raises(ConfigError, match="'60it' is not a value of schedule.prune_at"):
+        plan_sweep(path, only=["schedule.prune_at=40it,60it"])
+    with pytest.raises(ConfigError, match="give KEY=V1,V2 for a swept key"):
+        plan_sweep(path, only=["seed=0"])
+    main(["sweep", "validate", str(REPO / "sweeps" / "timing_kmp.yaml"), "--only", "seed=0,1", "--only", "pruner=kmp"])
+    assert "sweeps/timing_kmp.yaml: 108 runs, 2 trunks" in capsys.readouterr().out
+
+
 def test_validate_prints_runs_trunks_and_table(capsys):
     main(["sweep", "validate", str(REPO / "sweeps" / "smoke.yaml"), "--list"])
     out = capsys.readouterr().out
@@ -353,7 +366,7 @@ def test_slurm_trunks_first_runs_one_job_per_trunk_first(plans, tmp_path, capsys
     main(["sweep", "slurm", path, "--trunks-first", "--dry-run"])
     commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("command: ")]
     assert len(commands) == 2 and "seed=0,1,2" in commands[0] and "pruner=kmp " in commands[0]
-    assert "pruner.fraction=0.5 " in commands[0] and "-trunks " in commands[0] + " "
+    assert "pruner.compression=2 " in commands[0] and "-trunks " in commands[0] + " "
     assert "pruner=kmp,gmp" in commands[1] and "-trunks" not in commands[1]
 
 

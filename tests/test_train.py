@@ -10,9 +10,15 @@ import pytest
 import torch
 
 from koopsweep.config import conf_dir
-from koopsweep.prune.select import count_to_remove
 from koopsweep.store.artifacts import load_checked
 from koopsweep.train.run import build_run, run_experiment
+
+
+
+def count_to_remove(fraction: float, numel: int) -> int:
+    """torch.nn.utils.prune's rounding of ``amount``, which pruner.fraction follows."""
+    return int(round(fraction * numel))
+
 
 PRUNERS = sorted(p.stem for p in (conf_dir() / "pruner").glob("*.yaml") if p.stem != "none")
 
@@ -34,6 +40,21 @@ def test_every_pruner_hits_its_target_sparsity_exactly(make_cfg, tiny, pruner):
         assert 0.0 <= m["overlap/ggp"] <= 1.0
 
 
+def test_compression_target_is_achieved_on_mnistnet(make_cfg):
+    """ShrinkBench's compression: total / non-zero over the whole network, classifier and biases left dense."""
+    results = run_experiment(make_cfg([
+        "model=mnistnet", "pruner=gmp", "pruner.compression=64", "dataset.train_size=256", "dataset.test_size=128",
+        "dataset.batch_size=64", "schedule.train=8it", "schedule.finetune=2it", "schedule.eval_every=4it",
+    ]))
+    m = results["metrics"]
+    assert results["compression_target"] == 64.0
+    assert m["params/nonzero"] == round(m["params/total"] / 64)
+    assert m["compression"] == pytest.approx(64.0, abs=0.01)
+    dense = m["params/total"] - m["params/prunable"]  # biases and the classifier: counted, never pruned
+    assert results["fraction"] == pytest.approx(1 - (m["params/nonzero"] - dense) / m["params/prunable"])
+    assert results["fraction"] > 0.997  # 99.73 % of the prunable weights, not 1 - 1/64
+
+
 def test_already_zero_weights_and_ties_still_give_the_exact_count(make_cfg, tiny):
     """GMP on a network with a third of its weights already zero: the zeros go first, the count stays exact."""
     from koopsweep.prune import MaskSet, select_keep
@@ -51,7 +72,7 @@ def test_already_zero_weights_and_ties_still_give_the_exact_count(make_cfg, tiny
     assert masks.num_removed == count_to_remove(0.5, run.space.numel)
     theta = run.space.flatten(run.model)
     assert int((theta == 0).sum()) == masks.num_removed >= zeros
-    assert torch.equal(masks.keep, select_keep(theta.abs(), 0.5, run.space))
+    assert torch.equal(masks.keep, select_keep(theta.abs(), count_to_remove(0.5, run.space.numel), run.space))
 
 
 def test_masked_weights_stay_zero_through_finetuning_with_momentum_and_weight_decay(make_cfg, tiny):

@@ -14,6 +14,7 @@ from koopsweep.errors import ConfigError
 EPILOG = """examples:
   koopsweep sweep validate sweeps/timing_kmp.yaml
   koopsweep sweep local sweeps/smoke.yaml --jobs 2 --threads 1
+  koopsweep sweep local sweeps/timing_kmp.yaml --only seed=0,1      # a slice: two of the file's three seeds
   koopsweep sweep local sweeps/converged_mnistnet.yaml device=cuda --dry-run
   koopsweep sweep slurm sweeps/converged_resnet20.yaml --partition gpu --time 600 --gpus 1 --cpus 8 --dry-run
   koopsweep sweep create sweeps/timing_kmp.yaml --project koopsweep
@@ -36,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. device=cuda")
             sub.add_argument(
                 "--latest-first", action="store_true", help="launch each trunk's latest pruning time first"
+            )
+            sub.add_argument(
+                "--only", action="append", default=[], metavar="KEY=V1,V2",
+                help="run a slice of the grid: only these values of a swept key (repeatable), e.g. --only seed=0,1",
             )
         return sub
 
@@ -71,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 def _validate(args: argparse.Namespace) -> None:
     from koopsweep.sweeps.plan import plan_sweep
 
-    plan = plan_sweep(args.file, args.overrides, exact=args.exact, latest_first=args.latest_first)
+    plan = plan_sweep(args.file, args.overrides, exact=args.exact, latest_first=args.latest_first, only=args.only)
     print(plan.table())
     if args.list:
         from koopsweep.sweeps.agent import agent_command
@@ -120,7 +125,8 @@ def main(argv: Sequence[str]) -> None:
     elif args.verb == "local":
         from koopsweep.sweeps.launch import local_launch
 
-        launch = local_launch(args.file, args.overrides, args.jobs, args.threads, args.wandb, args.latest_first)
+        launch = local_launch(args.file, args.overrides, args.jobs, args.threads, args.wandb, args.latest_first,
+                              args.only)
         _report(launch, args.dry_run)
     elif args.verb == "slurm":
         from koopsweep.sweeps.launch import check_slurm_available, slurm_launch
@@ -136,6 +142,7 @@ def main(argv: Sequence[str]) -> None:
             args.cpus,
             args.wandb,
             args.latest_first,
+            args.only,
         )
         _report(launch, args.dry_run, show_launcher=True, trunks_first=args.trunks_first)
     elif args.verb == "create":

@@ -31,10 +31,17 @@ def _original_cwd() -> str:
     return os.getcwd()
 
 
+def _unless(other: object, value: object) -> object:
+    """``${ks.unless:${.compression},0.8}``: ``value`` unless ``other`` is set (then null)."""
+    return value if other is None else None
+
+
 def register_resolvers() -> None:
-    """``${ks.cwd:}`` resolves to the launch directory; registered once per process."""
+    """``${ks.cwd:}`` (the launch directory) and ``${ks.unless:a,b}``; registered once per process."""
     if not OmegaConf.has_resolver("ks.cwd"):
         OmegaConf.register_new_resolver("ks.cwd", _original_cwd)
+    if not OmegaConf.has_resolver("ks.unless"):
+        OmegaConf.register_new_resolver("ks.unless", _unless)
 
 
 def setup() -> None:

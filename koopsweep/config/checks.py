@@ -96,11 +96,21 @@ def check_config(cfg: DictConfig) -> None:
         _range("schedule.finetune_lr", sched.finetune_lr, lambda v: v > 0, "a positive learning rate or null")
 
     pruner = cfg.pruner
-    _range("pruner.fraction", pruner.fraction, lambda v: 0 <= v < 1, "0 <= fraction < 1 (0.9 = 90 % sparse)")
-    if pruner._target_ is None and pruner.fraction > 0:
+    if pruner.fraction is not None and pruner.compression is not None:
         raise ConfigError(
-            f"pruner={pruner.name} removes nothing but pruner.fraction={pruner.fraction}: "
-            "choose a pruner (e.g. pruner=gmp) or set pruner.fraction=0"
+            f"pruner.fraction={pruner.fraction} and pruner.compression={pruner.compression} are both set: give one "
+            "(fraction = share of prunable weights removed; compression = total / non-zero params, ShrinkBench's)"
+        )
+    if pruner.fraction is not None:
+        _range("pruner.fraction", pruner.fraction, lambda v: 0 <= v < 1, "0 <= fraction < 1 (0.9 = 90 % sparse)")
+    if pruner.compression is not None:
+        _range("pruner.compression", pruner.compression, lambda v: v >= 1, "compression >= 1 (total / non-zero)")
+    removes = (pruner.fraction or 0) > 0 or (pruner.compression or 1) > 1
+    if pruner._target_ is None and removes:
+        amount = f"fraction={pruner.fraction}" if pruner.fraction is not None else f"compression={pruner.compression}"
+        raise ConfigError(
+            f"pruner={pruner.name} removes nothing but pruner.{amount}: "
+            "choose a pruner (e.g. pruner=gmp) or leave pruner.fraction and pruner.compression unset"
         )
     if pruner._target_ is not None:
         import_target("pruner._target_", pruner._target_, "scorer class (see conf/pruner/)")
@@ -127,6 +137,10 @@ def check_config(cfg: DictConfig) -> None:
     _choice("precision", cfg.precision, PRECISIONS)
     _range("threads", cfg.threads, lambda v: v >= 0, "threads >= 0 (0 = torch's default)")
     check_device(cfg.device)
+
+    from koopsweep.config.feasibility import check_feasible
+
+    check_feasible(cfg)
 
 
 def check_device(device: str) -> None:

@@ -64,11 +64,16 @@ class ScheduleConfig:
 
 @dataclass
 class PrunerConfig:
-    """A scorer (``_target_``) plus how its scores become a mask."""
+    """A scorer (``_target_``) plus how its scores become a mask.
+
+    How much to remove is either ``fraction`` (share of prunable parameters) or ``compression`` (ShrinkBench's
+    total / non-zero target over the whole network), never both; see koopsweep.prune.amount.
+    """
 
     _target_: Optional[str] = None
     name: str = MISSING
-    fraction: float = 0.0
+    fraction: Optional[float] = None
+    compression: Optional[float] = None
     scope: str = "global"
     kinds: list[str] = field(default_factory=lambda: ["weight"])
     ignore: list[str] = field(default_factory=list)
@@ -95,6 +100,7 @@ class StoreConfig:
 
     reuse: bool = True
     checkpoint_every: str = "1ep"
+    keep_windows: bool = False
 
 
 @dataclass

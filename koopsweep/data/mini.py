@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from koopsweep.data.info import fixed
 from koopsweep.data.tensors import TensorData
 from koopsweep.data.torchvision_sets import MNIST_MEAN, MNIST_STD, normalize_uint8
 from koopsweep.errors import DataError
@@ -47,3 +48,6 @@ def load_mnist_mini(root: str | Path | None = None, download: bool = False) -> T
         test_y=torch.from_numpy(arrays["test_y"]).to(torch.int64),
         num_classes=10,
     )
+
+
+load_mnist_mini.describe = fixed((1, 28, 28), 10, 10_000, 2_000)  # type: ignore[attr-defined]

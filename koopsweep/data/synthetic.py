@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from koopsweep.data.info import DatasetInfo
 from koopsweep.data.tensors import TensorData, derive_generator
 from koopsweep.errors import DataError
 
@@ -49,3 +50,12 @@ def make_synthetic(
     train_x, train_y = split(train)
     test_x, test_y = split(test)
     return TensorData(f"synthetic_{like}", train_x, train_y, test_x, test_y, num_classes)
+
+
+def describe_synthetic(like: str = "mnist", train: int = 1024, test: int = 256, num_classes: int = 10,
+                       **_: object) -> DatasetInfo:
+    """What ``make_synthetic`` returns for these options, without generating it."""
+    return DatasetInfo(SHAPES.get(like, SHAPES["mnist"]), num_classes, train, test)
+
+
+make_synthetic.describe = describe_synthetic  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from koopsweep.data.info import fixed
 from koopsweep.data.tensors import TensorData
 from koopsweep.errors import DataError
 
@@ -84,6 +85,9 @@ def load_mnist(root: str | Path, download: bool = True) -> TensorData:
     )
 
 
+load_mnist.describe = fixed((1, 28, 28), 10, 60_000, 10_000)  # type: ignore[attr-defined]
+
+
 def load_cifar10(root: str | Path, download: bool = True) -> TensorData:
     """CIFAR-10 50,000 / 10,000, 3x32x32, normalized per channel with the training set's mean and std."""
     from torchvision.datasets import CIFAR10
@@ -102,3 +106,6 @@ def load_cifar10(root: str | Path, download: bool = True) -> TensorData:
         test_y=torch.as_tensor(test.targets, dtype=torch.int64),
         num_classes=10,
     )
+
+
+load_cifar10.describe = fixed((3, 32, 32), 10, 50_000, 10_000)  # type: ignore[attr-defined]

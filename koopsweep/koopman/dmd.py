@@ -29,6 +29,8 @@ from koopsweep.koopman.window import SnapshotWindow
 log = logging.getLogger(__name__)
 
 EPS = torch.finfo(torch.float64).eps
+DIAGNOSTICS = ("residual", "fixed_point_distance", "amplitude_share", "reconstruction_error", "spectral_radius",
+               "unstable_modes")  # bounded health figures of a fit (see diagnose); docs/koopman.md says what is healthy
 TINY_EIGENVALUE = 1e-12  # |λ| below this (relative to max |λ|): use the projected mode Uw (Tu et al.)
 
 
@@ -42,8 +44,8 @@ class _Core:
     singular_values: torch.Tensor  # (r,) float64, kept
     dropped_null: int  # directions dropped as numerically null (Gram floor + SVD floor)
     dropped_tol: int  # directions dropped by rank_tol
-    reconstruction_error: float
     block0: torch.Tensor  # (r0, r) complex128: first-block small coordinates of the modes (for norms)
+    diagnostics: dict[str, float | None]  # bounded health figures of the fit (see diagnose); None = not finite
 
 
 def _basis(inc_gram: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -109,20 +111,70 @@ def _solve(inc_gram: torch.Tensor, rank_tol: float, delays: int) -> _Core:
     small = torch.where(exact[None, :], ys.to(torch.complex128) @ a, xs.to(torch.complex128) @ a)  # (K, r)
     x0 = xs[:, 0].to(torch.complex128)
     amplitudes = torch.linalg.lstsq(small, x0[:, None], driver="gelsd").solution[:, 0]
-    error = _reconstruction_error(lam, amplitudes, small[:r0], coords[delays:])
     if dropped:
         log.warning("DMD: dropped %d numerically null direction(s) of the snapshot span", dropped)
-    return _Core(lam, amplitudes, coefficients, sig, dropped, int(cut.sum()), error, small[:r0])
+    chosen = int(torch.argmin((lam - 1).abs()))
+    c = v_sinv.to(torch.complex128) @ w[:, chosen]
+    diagnostics = diagnose(lam, amplitudes, small[:r0], coords, delays, chosen, xs, ys, c)
+    return _Core(lam, amplitudes, coefficients, sig, dropped, int(cut.sum()), small[:r0], diagnostics)
 
 
-def _reconstruction_error(lam: torch.Tensor, b: torch.Tensor, block0: torch.Tensor, target: torch.Tensor) -> float:
-    """‖Σ_j λ_j^k b_j ϕ_j − θ(k)‖_F / ‖θ‖_F over the window, exactly, in the orthonormal small coordinates."""
-    steps = torch.arange(target.shape[0], dtype=torch.float64)
-    vander = torch.exp(steps[:, None] * torch.log(lam.to(torch.complex128))[None, :])  # λ^k
-    vander[:, lam == 0] = (steps == 0).to(torch.complex128)[:, None]
-    recon = (vander * b[None, :]) @ block0.T
-    err = float(torch.linalg.norm(recon - target) / torch.linalg.norm(target).clamp_min(EPS))
-    return err if math.isfinite(err) else float("inf")
+def diagnose(lam: torch.Tensor, b: torch.Tensor, block0: torch.Tensor, coords: torch.Tensor, delays: int,
+             chosen: int, xs: torch.Tensor, ys: torch.Tensor, c: torch.Tensor) -> dict[str, float | None]:
+    """Health figures of a fit, each bounded and computed exactly in the orthonormal small coordinates.
+
+    - ``residual``: ‖(Y − λ*X) c‖ / ‖X c‖ for the chosen eigenpair, c = VΣ⁻¹w* the mode's snapshot coefficients
+      (the data-driven residual of Colbrook & Townsend's ResDMD): how well the combination of snapshots that
+      defines ϕ* is really multiplied by λ* from one step to the next. Small (≪ 1) is healthy.
+    - ``fixed_point_distance``: ‖θ* − θ(t)‖ / ‖θ(t)‖, how far the weights at the pruning time are from the
+      Koopman fixed point; KMP equals GMP once this is below the gaps between weights at the threshold.
+    - ``amplitude_share``: |b*|‖ϕ*‖ / Σ_j |b_j|‖ϕ_j‖ in [0, 1], the chosen mode's share of the decomposition.
+    - ``reconstruction_error``: ‖Θ̂ − Θ‖_F / ‖Θ‖_F over the window with amplitudes fitted to the whole window
+      (Jovanović et al. 2014) instead of to its first snapshot, so unstable modes (|λ| > 1) get the tiny
+      amplitudes their growth calls for; in [0, 1] (amplitudes 0 give 1).
+    - ``spectral_radius`` and ``unstable_modes`` (|λ| > 1 + 1e-6): the growth the free-run reconstruction from
+      θ(t0) would suffer, which is why that error is not reported.
+    """
+    xc, yc = xs.to(torch.complex128) @ c, ys.to(torch.complex128) @ c
+    residual = float(torch.linalg.norm(yc - lam[chosen] * xc) / torch.linalg.norm(xc).clamp_min(EPS))
+    theta = coords[-1]
+    fixed_point = (b[chosen] * block0[:, chosen]).real
+    distance = float(torch.linalg.norm(fixed_point - theta) / torch.linalg.norm(theta).clamp_min(EPS))
+    weights = b.abs() * torch.linalg.norm(block0, dim=0)
+    share = float(weights[chosen] / weights.sum().clamp_min(EPS))
+    figures = {
+        "residual": residual,
+        "fixed_point_distance": distance,
+        "amplitude_share": share,
+        "reconstruction_error": _window_error(lam, block0, coords[delays:]),
+        "spectral_radius": float(lam.abs().max()),
+        "unstable_modes": float((lam.abs() > 1 + 1e-6).sum()),
+    }
+    return {k: v if math.isfinite(v) else None for k, v in figures.items()}
+
+
+def _window_error(lam: torch.Tensor, block0: torch.Tensor, target: torch.Tensor) -> float:
+    """Relative error of the best reconstruction Σ_j λ_j^k b_j ϕ_j of the window (amplitudes by least squares).
+
+    Powers are scaled by max(1, |λ|)^(T−1) (folded into the amplitude), so no power overflows; the normal
+    equations P b = q of Jovanović et al. are solved with a pseudo-inverse, and the error is measured on the
+    reconstruction itself, so an inexact solve can only raise it, never past 1 (the error of b = 0).
+    """
+    steps = target.shape[0]
+    k = torch.arange(steps, dtype=torch.float64)
+    log_lam = torch.log(lam.to(torch.complex128).where(lam != 0, torch.full_like(lam, 1e-300)))
+    scale = torch.clamp(lam.abs(), min=1.0).log() * (steps - 1)
+    vander = torch.exp(k[:, None] * log_lam[None, :] - scale[None, :])  # (T, r), |entries| <= 1
+    vander[1:, lam == 0] = 0
+    z = target.T.to(torch.complex128)  # (r0, T)
+    gram_modes = block0.conj().T @ block0
+    p = gram_modes * (vander.conj().T @ vander)
+    q = ((block0.conj().T @ z) * vander.conj().T).sum(1)
+    b = torch.linalg.lstsq(p, q[:, None], rcond=1e-13, driver="gelsd").solution[:, 0]
+    recon = block0 @ (b[:, None] * vander.T)
+    norm = torch.linalg.norm(z).clamp_min(EPS)
+    error = float(torch.linalg.norm(recon - z) / norm)
+    return min(error, 1.0) if math.isfinite(error) else 1.0
 
 
 class DMDFit:
@@ -143,19 +195,19 @@ class DMDFit:
         self.count: int = int(core.coefficients.shape[0])
         self.numel: int = int(source.numel if isinstance(source, SnapshotWindow) else source.shape[1])
         self.closest_index: int = int(torch.argmin((core.eigenvalues - 1).abs()))
-        self.reconstruction_error: float = core.reconstruction_error
+        self.diagnostics: dict[str, float | None] = core.diagnostics
         scaled = core.block0[:, self.closest_index] * core.amplitudes[self.closest_index]
         self.imag_ratio: float = float(scaled.imag.norm() / scaled.real.norm().clamp_min(EPS))
         lam = self.eigenvalues[self.closest_index]
         log.info(
-            "DMD: rank %d of %d snapshots (delays %d), λ* = %.8f%+.8fi, |Im ϕ*|/|Re ϕ*| = %.2e, recon error %.2e",
+            "DMD: rank %d of %d snapshots (delays %d), λ* = %.8f%+.8fi, |Im ϕ*|/|Re ϕ*| = %.2e, residual %.2e",
             self.rank,
             self.count,
             delays,
             lam.real,
             lam.imag,
             self.imag_ratio,
-            self.reconstruction_error,
+            self.diagnostics["residual"],
         )
         if self.imag_ratio > 1e-3:
             log.warning(
@@ -177,8 +229,12 @@ class DMDFit:
 
     def combine(self, weights: torch.Tensor) -> torch.Tensor:
         """Re Σ_j weights_j ϕ_j (first N-block) as a float64 vector, in one pass."""
-        coeffs = (self._core.coefficients @ weights.to(torch.complex128)).real
-        return self._pass(coeffs[:, None])[:, 0]
+        return self.combine_many([weights])[:, 0]
+
+    def combine_many(self, weights: list[torch.Tensor]) -> torch.Tensor:
+        """Re Σ_j w_j ϕ_j for each weight vector, as the columns of an (N, k) float64 tensor: one pass for all."""
+        stacked = torch.stack([w.to(torch.complex128) for w in weights], dim=1)
+        return self._pass((self._core.coefficients @ stacked).real)
 
     def modes(self, indices: list[int]) -> torch.Tensor:
         """Modes ϕ_j (first N-block), complex128, shape (N, len(indices)); one pass for the whole batch."""
@@ -191,15 +247,29 @@ class DMDFit:
         """Mode ϕ_j (first N-block), complex128, shape (N,)."""
         return self.modes([j])[:, 0]
 
-    def fixed_point(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Re(b* ϕ*) for the eigenvalue nearest 1: the Koopman estimate of θ* (KMP scores its magnitude)."""
+    def fixed_point_weights(self) -> torch.Tensor:
+        """Mode weights of θ* = Re(b* ϕ*): the amplitude of the eigenvalue nearest 1, zero elsewhere."""
         weights = torch.zeros(self.rank, dtype=torch.complex128)
         weights[self.closest_index] = self.amplitudes[self.closest_index]
-        return self.combine(weights).to(dtype)
+        return weights
+
+    def fixed_point(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Re(b* ϕ*) for the eigenvalue nearest 1: the Koopman estimate of θ* (KMP scores its magnitude)."""
+        return self.combine(self.fixed_point_weights()).to(dtype)
 
     def state(self, t: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """Reconstructed θ(t0 + t) = Re Σ_j λ_j^(t−d) b_j ϕ_j (t: snapshot index in the window)."""
         return self.combine(_powers(self.eigenvalues, t - self.delays) * self.amplitudes).to(dtype)
+
+    def gradient_weights(self, t: int, lr: float, momentum: float = 0.0) -> torch.Tensor:
+        """Mode weights of ĝ(t) (see ``gradient``): −(λ_j − 1)(λ_j^s − β λ_j^(s−1)) b_j / η, s = t − d."""
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        lam, s = self.eigenvalues, t - self.delays
+        step = _powers(lam, s)
+        if momentum:
+            step = step - momentum * _powers(lam, s - 1)
+        return -(lam - 1) * step * self.amplitudes / lr
 
     def gradient(self, t: int, lr: float, momentum: float = 0.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """KGP: the Koopman reconstruction of the gradient at snapshot index ``t`` of the window.
@@ -209,13 +279,7 @@ class DMDFit:
         ĝ(t) = −(1/η) Re Σ_j (λ_j − 1)(λ_j^s − β λ_j^(s−1)) b_j ϕ_j = −(1/η) Re Σ_j (λ_j − 1)(1 − β/λ_j) λ_j^s b_j ϕ_j.
         Plain gradient descent is β = 0. Exact for a quadratic loss; with β > 0 only with delays ≥ 1.
         """
-        if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        lam, s = self.eigenvalues, t - self.delays
-        step = _powers(lam, s)
-        if momentum:
-            step = step - momentum * _powers(lam, s - 1)
-        return self.combine(-(lam - 1) * step * self.amplitudes / lr).to(dtype)
+        return self.combine(self.gradient_weights(t, lr, momentum)).to(dtype)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able record of the fit (for results.json and W&B)."""
@@ -229,7 +293,7 @@ class DMDFit:
             "dropped_null": self._core.dropped_null,
             "dropped_tol": self._core.dropped_tol,
             "imag_ratio": self.imag_ratio,
-            "reconstruction_error": self.reconstruction_error,
+            **self.diagnostics,
             "spectrum": {"re": self.eigenvalues.real.tolist(), "im": self.eigenvalues.imag.tolist()},
             "amplitude_abs": self.amplitudes.abs().tolist(),
         }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -25,19 +25,20 @@ class PruneContext:
     space: ParamSpace
     iteration: int
     seed: int = 0
-    koopman_fit: Callable[[], Any] | None = None
+    koopman_fit: Any | None = None  # koopsweep.train.koopman_window.FitVectors
     loss_gradient: Callable[[], torch.Tensor] | None = None
-    optimizer: dict[str, Any] = field(default_factory=dict)
+    lr: float = 0.0  # learning rate of the last dense step before pruning
+    momentum: float = 0.0  # heavy-ball momentum the Koopman gradient undoes (0: plain steps, or correction off)
 
     def theta(self) -> torch.Tensor:
         """The prunable parameters at the pruning time, flat, float32."""
         return self.space.flatten(self.model)
 
     def koopman(self) -> Any:
-        """The run's Koopman fit (koopsweep.train.koopman_window.CachedFit): fixed_point(), gradient(lr, β)."""
+        """The run's Koopman fit (koopsweep.train.koopman_window.FitVectors): fixed_point(), gradient(lr, β)."""
         if self.koopman_fit is None:
             raise RuntimeError("this run recorded no Koopman window (the scorer must set requires_koopman)")
-        return self.koopman_fit()
+        return self.koopman_fit
 
     def gradient(self) -> torch.Tensor:
         """∇L at the pruning time averaged over ``pruner.batches`` training batches, flat."""
@@ -106,6 +107,5 @@ class KoopmanGradientScorer(Scorer):
     gradient_flavoured = True
 
     def scores(self, ctx: PruneContext) -> torch.Tensor:
-        momentum = ctx.optimizer.get("momentum", 0.0) if ctx.optimizer.get("momentum_correction", True) else 0.0
-        g_hat = ctx.koopman().gradient(ctx.optimizer["lr"], momentum)
+        g_hat = ctx.koopman().gradient(ctx.lr, ctx.momentum)
         return (ctx.theta().cpu() * g_hat).abs()

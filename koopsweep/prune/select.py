@@ -1,4 +1,4 @@
-"""Exact-k selection: remove exactly round(fraction * n) parameters, ties broken by position.
+"""Exact-k selection: remove exactly k parameters (koopsweep.prune.amount solves k), ties broken by position.
 
 A quantile threshold removes a different number of parameters whenever scores tie (e.g. weights that are
 already zero); sorting with a stable order makes the achieved sparsity equal the target, deterministically.
@@ -9,13 +9,6 @@ from __future__ import annotations
 import torch
 
 from koopsweep.prune.paramspace import ParamSpace
-
-
-def count_to_remove(fraction: float, numel: int) -> int:
-    """Parameters to remove for ``fraction`` of ``numel`` (as torch.nn.utils.prune rounds ``amount``)."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
-    return int(round(fraction * numel))
 
 
 def _lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -37,17 +30,18 @@ def layer_quotas(space: ParamSpace, k: int) -> list[int]:
     return quotas.tolist()
 
 
-def select_keep(scores: torch.Tensor, fraction: float, space: ParamSpace, scope: str = "global") -> torch.Tensor:
-    """Boolean keep-mask over ``space``: False for the parameters with the lowest scores.
+def select_keep(scores: torch.Tensor, k: int, space: ParamSpace, scope: str = "global") -> torch.Tensor:
+    """Boolean keep-mask over ``space``: False for the ``k`` parameters with the lowest scores.
 
     ``scope="global"`` ranks all prunable parameters together; ``"layer"`` removes the same fraction of every
-    tensor. Either way exactly ``round(fraction * space.numel)`` parameters are removed.
+    tensor (largest-remainder quotas). Either way exactly ``k`` parameters are removed.
     """
     if scores.shape != (space.numel,):
         raise ValueError(f"scores must have shape ({space.numel},), got {tuple(scores.shape)}")
     if torch.isnan(scores).any():
         raise ValueError("scores contain NaN: the scorer failed (diverged training or a broken Koopman fit)")
-    k = count_to_remove(fraction, space.numel)
+    if not 0 <= k <= space.numel:
+        raise ValueError(f"cannot remove {k} of {space.numel} parameters")
     keep = torch.ones(space.numel, dtype=torch.bool, device=scores.device)
     if scope == "global":
         keep[_lowest(scores, k)] = False

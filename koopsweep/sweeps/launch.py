@@ -112,6 +112,7 @@ def local_launch(
     threads: int | None = None,
     wandb_mode: str = "offline",
     latest_first: bool = False,
+    only: Sequence[str] = (),
 ) -> Launch:
     """Plan a local multirun; refuses jobs x threads above the cores (joblib itself would oversubscribe them)."""
     if wandb_mode not in LOCAL_MODES:
@@ -131,7 +132,7 @@ def local_launch(
         )
     _check_own_keys(extra)
     extra = [*extra, f"threads={threads}", f"logger.mode={wandb_mode}"]
-    plan = plan_sweep(path, extra, latest_first=latest_first)
+    plan = plan_sweep(path, extra, latest_first=latest_first, only=only)
     sweep_dir, hydra = _sweep_dir(plan, extra)
     if jobs > 1:
         hydra += ["hydra/launcher=local", f"hydra.launcher.n_jobs={jobs}"]
@@ -148,6 +149,7 @@ def slurm_launch(
     cpus: int | None = None,
     wandb_mode: str = "auto",
     latest_first: bool = False,
+    only: Sequence[str] = (),
 ) -> Launch:
     """Plan a multirun through conf/hydra/launcher/slurm.yaml, the options overriding the preset's fields."""
     if wandb_mode not in SLURM_MODES:
@@ -170,7 +172,7 @@ def slurm_launch(
     preset = launcher_config([*hydra, *(e for e in extra if e.startswith("hydra.launcher."))])
     threads = int(cpus if cpus is not None else preset.cpus_per_task or 1)
     extra = [*extra, f"threads={threads}", f"logger.mode={wandb_mode}"]
-    plan = plan_sweep(path, extra, latest_first=latest_first)
+    plan = plan_sweep(path, extra, latest_first=latest_first, only=only)
     sweep_dir, where = _sweep_dir(plan, extra)
     return Launch(plan, _command(plan, hydra + where), {}, sweep_dir, len(plan.points))
 

@@ -19,7 +19,7 @@ from koopsweep.config.compose import expand_overrides
 from koopsweep.errors import ConfigError
 from koopsweep.sweeps.grid import PRUNE_AT, hydra_overrides, order_keys, parsed_point
 from koopsweep.sweeps.points import Point, compose_points, trunk_keys, window_values
-from koopsweep.sweeps.spec import SweepSpec, Value, load_spec
+from koopsweep.sweeps.spec import SweepSpec, Value, load_spec, restrict
 
 
 @dataclass
@@ -114,10 +114,18 @@ def check_extra(spec: SweepSpec, extra: Sequence[str]) -> list[str]:
 
 
 def plan_sweep(
-    path: str | Path, extra: Sequence[str] = (), exact: bool = False, latest_first: bool = False
+    path: str | Path,
+    extra: Sequence[str] = (),
+    exact: bool = False,
+    latest_first: bool = False,
+    only: Sequence[str] = (),
 ) -> SweepPlan:
-    """Load, check and compose a sweep file; the extras are added to every run (e.g. device=cuda, threads=2)."""
-    spec = load_spec(path)
+    """Load, check and compose a sweep file; the extras are added to every run (e.g. device=cuda, threads=2).
+
+    ``only`` restricts swept keys to some of their values (``seed=0,1``): a slice of the grid, e.g. for a
+    machine that runs two of three seeds.
+    """
+    spec = restrict(load_spec(path), list(only))
     extra = check_extra(spec, extra)
     points = compose_points(spec, extra, exact=exact)
     keys = trunk_keys(points)

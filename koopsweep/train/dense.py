@@ -6,13 +6,10 @@ later time, or one that was stopped, resumes from the latest state instead of st
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from koopsweep.store.trunk import Trunk
-from koopsweep.steps import Step
 from koopsweep.tracking import Tracker
 from koopsweep.train import state as train_state
+from koopsweep.train.koopman_window import FitVectors, KoopmanWindow
 from koopsweep.train.preempt import Preempted
 from koopsweep.train.run import Run, train_phase
 
@@ -24,38 +21,41 @@ def _replay_curve(trunk: Trunk, tracker: Tracker, until: int) -> None:
         tracker.log({**record, "stage": "dense"}, step=iteration)
 
 
-def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> Callable[[], Any] | None:
-    """Bring ``run`` to the pruning time from the trunk; returns the Koopman fit (lazy) when the pruner needs it."""
+def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
+    """Bring ``run`` to the pruning time from the trunk; returns the Koopman fit when the pruner needs one.
+
+    A Koopman run whose fit is cached needs no window; otherwise the window is recorded (again, if its snapshots
+    were dropped) on the way to the pruning time and fitted, all under the trunk's lock.
+    """
     target = run.plan.prune_at
     layout = run.space.layout_hash
-    window = None
-    if run.scorer is not None and run.scorer.requires_koopman:
-        from koopsweep.train.koopman_window import KoopmanWindow
-
-        window = KoopmanWindow.for_run(run, trunk)
+    window = KoopmanWindow.for_run(run, trunk) if run.scorer is not None and run.scorer.requires_koopman else None
     with trunk.lock():
-        if window is None or window.complete():
+        fit = window.cached() if window is not None else None
+        recording = window if window is not None and fit is None else None
+        if recording is None or recording.complete():
             state = trunk.load_state(target, layout) if target in trunk.state_iterations() else None
             if state is not None:
                 train_state.restore(run.trainer, state, run.space)
                 run.metrics["trunk/reused_iterations"] = target
                 _replay_curve(trunk, tracker, target)
-                return window.fit if window else None
-        start_limit = window.start if window is not None else target
+                return recording.fit_and_cache() if recording is not None else fit
+        start_limit = recording.start if recording is not None else target
         state = trunk.latest_state(start_limit, layout)
         if state is not None:
             train_state.restore(run.trainer, state, run.space)
             _replay_curve(trunk, tracker, run.trainer.iteration)
         run.metrics["trunk/reused_iterations"] = run.trainer.iteration
-        every = Step.parse(run.cfg.store.checkpoint_every).to_iterations(run.plan.iterations_per_epoch)
-        keep = {window.start} if window is not None else set()
+        every = run.plan.checkpoint_every
+        keep = {recording.start} if recording is not None else set()
         saved = set(trunk.state_iterations())
 
         def checkpoint(iteration: int) -> None:
             if (iteration % every == 0 or iteration in keep) and iteration not in saved:
                 trunk.save_state(iteration, train_state.capture(run.trainer), layout)
                 saved.add(iteration)
-        hooks = [checkpoint] + ([window.record] if window is not None else [])
+
+        hooks = [checkpoint] + ([recording.record] if recording is not None else [])
         run.trainer.hooks.extend(hooks)
         try:
             for hook in hooks:
@@ -69,6 +69,7 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> Callable[[], Any] |
                 run.trainer.hooks.remove(hook)
         if target not in saved:
             trunk.save_state(target, train_state.capture(run.trainer), layout)
-        if window is not None:
-            window.close()
-    return window.fit if window is not None else None
+        if recording is not None:
+            recording.close()
+            return recording.fit_and_cache()
+    return fit

@@ -1,19 +1,24 @@
 """The Koopman window of a run: recorded into its trunk while the dense run passes through it, fitted once.
 
-The window [t − window, t] lives under ``<trunk>/windows/<key>/``; the fit's vectors (fixed point, gradient
-reconstruction) are cached under ``<trunk>/fits/`` per window and DMD settings, so every fraction and method
-pruning at the same t reuses one fit.
+The window [t − window, t] is recorded under ``<trunk>/windows/<key>/`` and fitted under the trunk's lock. What
+pruning needs from the fit — its summary, the fixed point θ* (KMP) and the gradient reconstruction ĝ for the run's
+learning rate and momentum (KGP) — is computed in one pass over the snapshots and kept in ``<trunk>/fits/``: a few
+parameter vectors. The snapshots are then deleted (``store.keep_windows=true`` keeps them), so a Koopman run adds
+a few N-vectors to the store, not the window. A later run that needs another fit (other DMD settings, another
+learning rate) records the window again from the trunk's state at the window's start, bit for bit the same on
+the CPU, since data order and learning rate are functions of the iteration.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from koopsweep.errors import ArtifactError, ConfigError
+from koopsweep.errors import ArtifactError
 from koopsweep.koopman import SnapshotHook, SnapshotRecorder, SnapshotWindow, fit_dmd
 from koopsweep.store.artifacts import load_checked, save_checked
 from koopsweep.store.trunk import Trunk
@@ -23,84 +28,60 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FIT_VERSION = 2  # bump when what a cached fit holds changes (2: bounded diagnostics in the summary)
 
-class CachedFit:
-    """The parts of a DMD fit that scorers and logs use, computed once and kept in the trunk's fit cache."""
 
-    def __init__(self, window: "KoopmanWindow"):
-        self._window = window
-        self._path = window.trunk.fit_path(f"{window.key}-r{window.rank_tol:g}-d{window.delays}")
-        self._vectors: dict[str, Any] = {}
-        self._fit = None
-        self.seconds = 0.0
-        if self._path.exists():
-            try:
-                self._vectors = load_checked(self._path, expect={"layout_hash": window.layout_hash})
-            except ArtifactError as exc:
-                log.warning("%s; fitting again", exc)
+def gradient_key(lr_step: float, momentum: float) -> str:
+    return f"gradient-lr{lr_step:g}-m{momentum:g}"
 
-    def _dmd(self):  # noqa: ANN202 - koopsweep.koopman.DMDFit
-        if self._fit is None:
-            start = time.perf_counter()
-            snapshots = SnapshotWindow.open(self._window.directory, self._window.layout_hash, verify="lazy")
-            self._fit = fit_dmd(snapshots, self._window.rank_tol, self._window.delays, device=self._window.device)
-            self.seconds += time.perf_counter() - start
-        return self._fit
 
-    def _cached(self, key: str, compute) -> Any:  # noqa: ANN001
-        if key not in self._vectors:
-            start = time.perf_counter()
-            self._vectors[key] = compute()
-            self.seconds += time.perf_counter() - start
-            save_checked(self._path, self._vectors, {"layout_hash": self._window.layout_hash})
-        return self._vectors[key]
+class FitVectors:
+    """The cached parts of a window's DMD fit that scorers and logs use: summary, θ*, ĝ (one lr and momentum)."""
+
+    def __init__(self, vectors: dict[str, Any], stride: int, seconds: float = 0.0):
+        self._vectors = vectors
+        self._stride = stride
+        self.seconds = seconds
 
     def summary(self) -> dict[str, Any]:
-        return self._cached("summary", lambda: self._dmd().summary())
-
-    @property
-    def last_index(self) -> int:
-        """Snapshot index of the pruning time (the window's last snapshot)."""
-        return self._window.expected_count - 1
+        return self._vectors["summary"]
 
     def fixed_point(self) -> torch.Tensor:
-        return self._cached("fixed_point", lambda: self._dmd().fixed_point().cpu())
+        return self._vectors["fixed_point"]
 
     def gradient(self, lr: float, momentum: float) -> torch.Tensor:
         """ĝ at the pruning time; with stride s one snapshot step spans s optimizer steps (lr·s)."""
-        lr_step = lr * self._window.stride
-        return self._cached(
-            f"gradient-lr{lr_step:g}-m{momentum:g}",
-            lambda: self._dmd().gradient(self.last_index, lr_step, momentum).cpu(),
-        )
+        key = gradient_key(lr * self._stride, momentum)
+        if key not in self._vectors:
+            raise ArtifactError(f"the cached Koopman fit has no {key} (it was fitted for another learning rate)")
+        return self._vectors[key]
 
 
 class KoopmanWindow:
-    """Records θ every ``koopman.stride`` iterations of [start, end] into the trunk and serves the fit."""
+    """Records θ every ``koopman.stride`` iterations of [start, end] into the trunk and serves the cached fit."""
 
     def __init__(self, trunk: Trunk, layout_hash: str, numel: int, start: int, end: int, stride: int,
-                 chunk_size: int, rank_tol: float, delays: int, device: torch.device):
+                 chunk_size: int, rank_tol: float, delays: int, device: torch.device, lr: float, momentum: float,
+                 keep_snapshots: bool = False):
         self.trunk, self.layout_hash, self.numel = trunk, layout_hash, numel
         self.start, self.end, self.stride = start, end, stride
         self.chunk_size, self.rank_tol, self.delays, self.device = chunk_size, rank_tol, delays, device
+        self.lr, self.momentum, self.keep_snapshots = lr, momentum, keep_snapshots
         self.key = f"w{start}-{end}-s{stride}"
         self.directory = trunk.window_dir(self.key)
+        self.fit_path = trunk.fit_path(f"{self.key}-r{rank_tol:g}-d{delays}-v{FIT_VERSION}")
+        self.gradient_key = gradient_key(lr * stride, momentum)
         self._hook: SnapshotHook | None = None
         self._vector_fn = None
-        self._cached_fit: CachedFit | None = None
 
     @classmethod
-    def for_run(cls, run: "Run", trunk: Trunk) -> "KoopmanWindow":
+    def for_run(cls, run: Run, trunk: Trunk) -> KoopmanWindow:
         koop = run.cfg.koopman
+        run.plan.check_koopman_window(koop.delays)
+        lr, momentum = run.gradient_settings()
         window = cls(trunk, run.space.layout_hash, run.space.numel, run.plan.window_start, run.plan.prune_at,
-                     koop.stride, koop.chunk_size, koop.rank_tol, koop.delays, run.device)
-        needed = koop.delays + 3
-        if window.expected_count < needed:
-            raise ConfigError(
-                f"the Koopman window [{window.start}, {window.end}] it with stride {koop.stride} holds "
-                f"{window.expected_count} snapshots, fewer than the {needed} DMD needs here: prune later "
-                "(schedule.prune_at), widen koopman.window or lower koopman.stride"
-            )
+                     koop.stride, koop.chunk_size, koop.rank_tol, koop.delays, run.device, lr, momentum,
+                     run.cfg.store.keep_windows)
         window._vector_fn = lambda: run.space.flatten(run.model)
         return window
 
@@ -108,6 +89,24 @@ class KoopmanWindow:
     def expected_count(self) -> int:
         return (self.end - self.start) // self.stride + 1
 
+    # -------------------------------------------------------------------------------------------- the cache
+    def _load_cache(self) -> dict[str, Any]:
+        if not self.fit_path.exists():
+            return {}
+        try:
+            return load_checked(self.fit_path, expect={"layout_hash": self.layout_hash})
+        except ArtifactError as exc:
+            log.warning("%s; fitting again", exc)
+            return {}
+
+    def cached(self) -> FitVectors | None:
+        """The cached fit when it holds everything this run needs (summary, θ*, ĝ for its lr and momentum)."""
+        vectors = self._load_cache()
+        if all(k in vectors for k in ("summary", "fixed_point", self.gradient_key)):
+            return FitVectors(vectors, self.stride)
+        return None
+
+    # -------------------------------------------------------------------------------------------- recording
     def complete(self) -> bool:
         """True when a verified recording of this window is in the trunk."""
         if not (self.directory / "manifest.json").exists():
@@ -133,7 +132,25 @@ class KoopmanWindow:
             self._hook.close()
             self._hook = None
 
-    def fit(self) -> CachedFit:
-        if self._cached_fit is None:
-            self._cached_fit = CachedFit(self)
-        return self._cached_fit
+    # -------------------------------------------------------------------------------------------- fitting
+    def fit_and_cache(self) -> FitVectors:
+        """Fit the recorded window, keep what pruning needs in the fit cache, then drop the snapshots.
+
+        Call under the trunk's lock: no other run reads the window while it is deleted.
+        """
+        start = time.perf_counter()
+        snapshots = SnapshotWindow.open(self.directory, self.layout_hash, verify="lazy")
+        fit = fit_dmd(snapshots, self.rank_tol, self.delays, device=self.device)
+        last = self.expected_count - 1
+        both = fit.combine_many([fit.fixed_point_weights(), fit.gradient_weights(last, self.lr * self.stride,
+                                                                                self.momentum)])
+        vectors = self._load_cache()
+        vectors.update({
+            "summary": fit.summary(),
+            "fixed_point": both[:, 0].to(torch.float32).cpu(),
+            self.gradient_key: both[:, 1].to(torch.float32).cpu(),
+        })
+        save_checked(self.fit_path, vectors, {"layout_hash": self.layout_hash})
+        if not self.keep_snapshots:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        return FitVectors(vectors, self.stride, time.perf_counter() - start)

@@ -17,7 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from koopsweep.data import TensorData, load_dataset
 from koopsweep.data.tensors import BatchStream
+from koopsweep.koopman.dmd import DIAGNOSTICS
 from koopsweep.prune import MaskSet, ParamSpace, select_keep
+from koopsweep.prune.amount import Amount, solve
 from koopsweep.prune.flops import flop_metrics
 from koopsweep.prune.gradients import average_gradient
 from koopsweep.prune.metrics import layer_sparsity, overlap, parameter_counts
@@ -30,6 +32,7 @@ from koopsweep.store.branch import BranchCheckpoint
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import Tracker, flatten_config
 from koopsweep.train import runtime
+from koopsweep.train.koopman_window import FitVectors
 from koopsweep.train.loop import Diverged, Trainer, evaluate
 from koopsweep.train.optim import build_optimizer, lr_function
 from koopsweep.train.plan import Plan
@@ -61,6 +64,19 @@ class Run:
         self.metrics[f"{stage}/test_acc"] = test["acc"]
         self.metrics[f"{stage}/test_loss"] = test["loss"]
 
+    def amount(self) -> Amount:
+        """How many prunable parameters this run removes (from pruner.fraction or pruner.compression)."""
+        pruner = self.cfg.pruner
+        total = sum(p.numel() for p in self.model.parameters())
+        return solve(pruner.fraction, pruner.compression, self.space.numel, total, model=self.cfg.model.name)
+
+    def gradient_settings(self) -> tuple[float, float]:
+        """(η, β) at the pruning time: the last dense step's learning rate and the heavy-ball momentum KGP undoes."""
+        opt = self.cfg.optimizer
+        lr = self.trainer.lr_at(max(self.plan.prune_at - 1, 0))
+        undo = opt.name == "sgd" and self.cfg.koopman.momentum_correction
+        return lr, float(opt.momentum) if undo else 0.0
+
     def timed(self, key: str, seconds: float) -> None:
         self.timings[f"time/{key}_s"] = self.timings.get(f"time/{key}_s", 0.0) + seconds
 
@@ -80,7 +96,7 @@ def build_run(cfg: DictConfig) -> Run:
     pruner = cfg.pruner
     space = ParamSpace.from_model(model, list(pruner.kinds), list(pruner.ignore), pruner.ignore_classifier)
     stream = BatchStream(data.train_x, data.train_y, cfg.dataset.batch_size, seed=cfg.seed, augment=cfg.dataset.augment)
-    plan = Plan.build(cfg.schedule, cfg.koopman, stream.iterations_per_epoch)
+    plan = Plan.build(cfg.schedule, cfg.koopman, stream.iterations_per_epoch, cfg.store.checkpoint_every)
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
     lr_at = lr_function(cfg.optimizer.lr, cfg.schedule, plan.iterations_per_epoch, plan.horizon, plan.prune_at)
     trainer = Trainer(model, optimizer, stream, lr_at, show_progress=cfg.progress)
@@ -111,7 +127,7 @@ def train_phase(run: Run, end: int, stage: str, tracker: Tracker, on_curve=None)
         run.timed(stage, time.perf_counter() - start)
 
 
-def prune_context(run: Run, koopman_fit=None) -> PruneContext:  # noqa: ANN001
+def prune_context(run: Run, koopman_fit: FitVectors | None = None) -> PruneContext:
     """What scorers may look at: the model at t, the gradient over ``pruner.batches`` batches, the Koopman fit."""
     t = run.trainer.iteration
     stream = run.trainer.stream
@@ -123,7 +139,7 @@ def prune_context(run: Run, koopman_fit=None) -> PruneContext:  # noqa: ANN001
             gradient_cache["g"] = average_gradient(run.model, run.space, batches)
         return gradient_cache["g"]
 
-    opt = run.cfg.optimizer
+    lr, momentum = run.gradient_settings()
     return PruneContext(
         model=run.model,
         space=run.space,
@@ -131,12 +147,8 @@ def prune_context(run: Run, koopman_fit=None) -> PruneContext:  # noqa: ANN001
         seed=run.cfg.seed,
         koopman_fit=koopman_fit,
         loss_gradient=loss_gradient,
-        optimizer={
-            "name": opt.name,
-            "lr": run.trainer.lr_at(max(t - 1, 0)),
-            "momentum": opt.momentum if opt.name == "sgd" else 0.0,
-            "momentum_correction": run.cfg.koopman.momentum_correction,
-        },
+        lr=lr,
+        momentum=momentum,
     )
 
 
@@ -155,7 +167,7 @@ def log_koopman(run: Run, ctx: PruneContext, tracker: Tracker) -> None:
             "koopman/rank": summary["rank"],
             "koopman/snapshots": summary["snapshots"],
             "koopman/imag_ratio": summary["imag_ratio"],
-            "koopman/reconstruction_error": summary["reconstruction_error"],
+            **{f"koopman/{key}": summary.get(key) for key in DIAGNOSTICS},
             "time/koopman_fit_s": fit.seconds,
         }
     )
@@ -169,13 +181,14 @@ def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
     scores = run.scorer.scores(ctx).to(run.device)
     if run.scorer.requires_koopman:
         log_koopman(run, ctx, tracker)
-    keep = select_keep(scores, pruner.fraction, run.space, pruner.scope)
+    amount = run.amount()
+    keep = select_keep(scores, amount.remove, run.space, pruner.scope)
     if pruner.compare:
-        reference = select_keep(ctx.theta().abs(), pruner.fraction, run.space, "global")
+        reference = select_keep(ctx.theta().abs(), amount.remove, run.space, "global")
         run.metrics["overlap/gmp"] = overlap(~keep, ~reference)
         if run.scorer.gradient_flavoured:
             ggp = GradientMagnitudeScorer().scores(ctx).to(run.device)
-            run.metrics["overlap/ggp"] = overlap(~keep, ~select_keep(ggp, pruner.fraction, run.space, "global"))
+            run.metrics["overlap/ggp"] = overlap(~keep, ~select_keep(ggp, amount.remove, run.space, "global"))
     masks = MaskSet(run.space, keep)
     masks.apply(run.model)
     run.trainer.masks = masks
@@ -194,7 +207,8 @@ def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trun
     """
     log = cfg.logger
     pruner = cfg.pruner
-    name = f"{pruner.name}-f{pruner.fraction:g}-t{cfg.schedule.prune_at or 'end'}-s{cfg.seed}"
+    amount = f"c{pruner.compression:g}" if pruner.compression is not None else f"f{pruner.fraction or 0:g}"
+    name = f"{pruner.name}-{amount}-t{cfg.schedule.prune_at or 'end'}-s{cfg.seed}"
     stage = "dense" if pruner._target_ is None else "prune"
     display = {**flatten_config(resolved), "trunk_id": trunk, "branch_id": branch}  # group or filter by either
     return Tracker.start(
@@ -271,6 +285,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 
 def _results(run: Run, cfg: DictConfig, resolved: dict[str, Any], status: str, trunk: str, branch: str,
              wall: float) -> dict[str, Any]:
+    amount = run.amount()
     run.metrics.update(parameter_counts(run.model, run.space))
     run.metrics.update(flop_metrics(run.model, run.data.input_shape))
     run.timed("total", time.perf_counter() - wall)
@@ -278,7 +293,8 @@ def _results(run: Run, cfg: DictConfig, resolved: dict[str, Any], status: str, t
     return {
         "status": status,
         "pruner": cfg.pruner.name,
-        "fraction": cfg.pruner.fraction,
+        "fraction": amount.fraction,
+        "compression_target": amount.target_compression,
         "trunk_id": trunk,
         "branch_id": branch,
         "iterations": {"per_epoch": run.plan.iterations_per_epoch, "prune_at": run.plan.prune_at, "end": run.plan.end},

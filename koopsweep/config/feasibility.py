@@ -1,0 +1,70 @@
+"""Checks that need the dataset's size or the model's: run before anything is loaded or trained.
+
+The dataset is described without loading it (koopsweep.data.info) and the model is built on PyTorch's ``meta``
+device (shapes only, no memory, no initialisation cost), so a pruning time past the end of training in
+iterations, a batch larger than the data, a Koopman window too short for DMD or an unreachable compression target
+is one line at preflight, in every job of a multirun and at every point of a sweep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from koopsweep.errors import ConfigError
+
+
+def build_meta_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
+    """``model._target_(input_shape=..., num_classes=...)`` on the meta device; one line when it is no model."""
+    from koopsweep.config.checks import import_target
+
+    cls: Any = import_target("model._target_", cfg.model._target_, "model class (see conf/model/)")
+    try:
+        with torch.device("meta"):
+            model = cls(input_shape=tuple(input_shape), num_classes=num_classes)
+    except Exception as exc:  # noqa: BLE001 - any failure to build is the config's fault, said in one line
+        raise ConfigError(
+            f"model._target_={cfg.model._target_} could not be built as Net(input_shape, num_classes): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        ) from None
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"model._target_={cfg.model._target_} built a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def check_feasible(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first setting the data or the model make impossible (skipped for unknown data)."""
+    from koopsweep.data.info import describe
+    from koopsweep.prune.amount import solve
+    from koopsweep.prune.paramspace import ParamSpace
+    from koopsweep.train.plan import Plan
+
+    full = describe(cfg.dataset.source)
+    if full is None:
+        return  # a loader without `describe`: checked once its data are loaded
+    data = cfg.dataset
+    for key, size, available in (("train_size", data.train_size, full.train_examples),
+                                 ("test_size", data.test_size, full.test_examples)):
+        if size is not None and size > available:
+            raise ConfigError(f"dataset.{key}={size} but {data.name} has {available:,} examples: lower it or use null")
+    info = full.subset(data.train_size, data.test_size)
+    if data.batch_size > info.train_examples:
+        raise ConfigError(
+            f"dataset.batch_size={data.batch_size} is larger than the {info.train_examples:,} training examples "
+            f"of {data.name}: lower the batch size"
+        )
+    plan = Plan.build(cfg.schedule, cfg.koopman, info.iterations_per_epoch(data.batch_size), cfg.store.checkpoint_every)
+    pruner = cfg.pruner
+    if pruner._target_ is None:
+        return
+    from koopsweep.config.checks import import_target
+
+    scorer = import_target("pruner._target_", pruner._target_, "scorer class (see conf/pruner/)")
+    if getattr(scorer, "requires_koopman", False):
+        plan.check_koopman_window(cfg.koopman.delays)
+    model = build_meta_model(cfg, info.input_shape, info.num_classes)
+    space = ParamSpace.from_model(model, list(pruner.kinds), list(pruner.ignore), pruner.ignore_classifier)
+    total = sum(p.numel() for p in model.parameters())
+    solve(pruner.fraction, pruner.compression, space.numel, total, model=cfg.model.name)
