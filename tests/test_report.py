@@ -18,7 +18,8 @@ from koopsweep.errors import ConfigError
 
 METHODS, FRACTIONS, EPOCHS, SEEDS = ("gmp", "kmp"), (0.5, 0.75, 0.9), (1, 2), (0, 1)
 TOTAL, PRUNABLE, PER_EPOCH = 10_000, 9_000, 100
-FIGURES = ("accuracy_vs_compression", "overlap_vs_time", "accuracy_vs_time", "koopman_spectrum")
+FIGURES = ("accuracy_vs_compression", "overlap_vs_time", "accuracy_vs_time", "accuracy_gap_vs_time", "koopman_vs_time",
+           "spectrum_complex_plane")
 
 
 def accuracies(method: str, fraction: float, epoch: int, seed: int) -> tuple[float, float, float]:
@@ -41,11 +42,16 @@ def result(method: str, fraction: float, epoch: int, seed: int, status: str = "f
         metrics |= {"koopman/eigenvalue_re": 1 + 10.0 ** (-epoch - 1), "koopman/eigenvalue_im": 0.0,
                     "koopman/distance_to_1": 10.0 ** (-epoch - 1) * (1 + seed), "koopman/rank": 50 + epoch,
                     "koopman/imag_ratio": 1e-12}  # fmt: skip
+    koopman = None
+    if method == "kmp":
+        chosen = 1 + 10.0 ** (-epoch - 1)
+        koopman = {"eigenvalue": {"re": chosen, "im": 0.0},
+                   "spectrum": {"re": [chosen, 0.9, 0.5, 0.5, -0.2], "im": [0.0, 0.0, 0.3, -0.3, 0.0]}}
     return {
         "status": status, "pruner": method, "fraction": fraction, "trunk_id": f"trunk{seed}",
         "branch_id": f"{method}-{fraction}-{epoch}-{seed}",
         "iterations": {"per_epoch": PER_EPOCH, "prune_at": epoch * PER_EPOCH, "end": (epoch + 1) * PER_EPOCH},
-        "metrics": metrics, "layer_sparsity": {}, "koopman": None,
+        "metrics": metrics, "layer_sparsity": {}, "koopman": koopman,
         "config": {"experiment_name": "synth", "seed": seed, "model": {"name": "mnistnet"},
                    "dataset": {"name": "mnist"}, "schedule": {"prune_at": f"{epoch}ep"},
                    "pruner": {"name": method, "fraction": fraction}, "optimizer": {"name": "sgd", "lr": 0.05}},
@@ -121,10 +127,10 @@ def test_runs_csv_has_one_row_per_run_with_flat_columns(report: tuple[Path, str,
 def test_summary_gives_mean_and_std_over_seeds(report: tuple[Path, str, str]) -> None:
     out, _, _ = report
     summary = (out / "summary.md").read_text()
-    section = next(s for s in summary.split("\n## ") if s.startswith("mnistnet / mnist, pruned at 1 ep"))
+    section = next(s for s in summary.split("\n## ") if s.startswith("synth / mnistnet / mnist, pruned at 1 ep"))
     finals = [100 * accuracies("gmp", 0.5, 1, seed)[2] for seed in SEEDS]
     expected = f"{statistics.mean(finals):.2f} ± {statistics.stdev(finals):.2f}"
-    line = next(x for x in section.splitlines() if x.startswith("| GMP | 0.5 |"))
+    line = next(x for x in section.splitlines() if x.startswith("| GMP | f = 0.5 | 0.5 |"))
     assert expected in line and line.rstrip().endswith("| 2 |")
     assert "## Runs that did not finish" in summary and "diverged" in summary
     assert "## Unreadable files" in summary and "broken" in summary
@@ -158,8 +164,10 @@ def test_figures_without_data_are_skipped_with_the_reason(sweep: Path, tmp_path:
     assert "wrote" in stdout and (tmp_path / "r" / "accuracy_vs_compression.png").is_file()
     assert "skipped overlap_vs_time: no run reports a mask overlap" in stdout
     assert "skipped accuracy_vs_time: needs 2+ pruning times" in stdout
-    assert "skipped koopman_spectrum: no Koopman runs" in stdout
-    assert not (tmp_path / "r" / "koopman_spectrum.png").exists()
+    assert "skipped koopman_vs_time: no Koopman runs" in stdout
+    assert "skipped spectrum_complex_plane: no Koopman spectra" in stdout
+    assert "skipped accuracy_gap_vs_time: needs KMP and GMP" in stdout
+    assert not (tmp_path / "r" / "koopman_vs_time.png").exists()
     rows = read_csv(tmp_path / "r" / "runs.csv")
     assert len(rows) == 6 and {r["optimizer.lr"] for r in rows} == {"0.05"}
 
@@ -189,12 +197,73 @@ def test_same_seed_twice_in_a_cell_is_warned(tmp_path: Path, capsys: pytest.Capt
         run = result("gmp", 0.5, 1, 0)
         run["config"]["experiment_name"] = experiment
         write(tmp_path / "runs" / experiment / "results.json", run)
-    main([str(tmp_path / "runs"), "--out", str(tmp_path / "r")])
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "r"), "--group-by", "model,dataset"])
     assert "1 cell(s) hold the same seed more than once" in capsys.readouterr().err
-    main([str(tmp_path / "runs"), "--out", str(tmp_path / "r"), "--group-by", "experiment,model,dataset"])
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "r")])  # the default groups by experiment too
     assert "same seed" not in capsys.readouterr().err
 
 
 def test_unknown_group_by_key_is_a_config_error(sweep: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--group-by 'optimiser.lr'"):
         main([str(sweep / "gmp" / "t1"), "--out", str(tmp_path), "--group-by", "model,optimiser.lr"])
+
+
+def test_a_report_folder_redraws_itself_from_its_tables(report: tuple[Path, str, str], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Committed results (runs.csv + spectra.jsonl, no results.json) regenerate every figure in place."""
+    import shutil
+
+    out, _, _ = report
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    for name in ("runs.csv", "spectra.jsonl"):
+        shutil.copy(out / name, committed / name)
+    main([str(committed)])
+    stdout = capsys.readouterr().out
+    assert "from 1 runs.csv under" in stdout
+    for name in FIGURES:
+        assert (committed / f"{name}.png").is_file(), name
+    assert read_csv(committed / "runs.csv") == read_csv(out / "runs.csv")
+    assert (committed / "spectra.jsonl").read_text() == (out / "spectra.jsonl").read_text()
+
+    def tables(path: Path) -> str:  # the agreement and result tables, not the provenance lines
+        text = path.read_text()
+        return text[text.index("\n## Agreement") : text.index("\n## Runs that did not finish")]
+
+    assert tables(committed / "summary.md") == tables(out / "summary.md")
+
+
+def test_agreement_time_is_the_first_time_from_which_every_later_one_agrees() -> None:
+    from koopsweep.report.agreement import measure
+
+    def row(method: str, epoch: int, seed: int, overlap: float, acc: float) -> dict:
+        return {"method": method, "trunk_id": f"t{seed}", "prune_at": 100 * epoch, "prune_epoch": float(epoch),
+                "prune_step": f"{epoch}ep", "compression_target": 4.0, "fraction": 0.75, "overlap_gmp": overlap,
+                "pruned_acc": acc, "final_acc": acc}
+
+    rows = []
+    for seed in (0, 1):
+        for epoch, overlap, gap in ((1, 0.95, -0.05), (2, 0.999, -0.004), (5, 0.995, 0.001), (20, 0.9999, 0.0)):
+            rows += [row("gmp", epoch, seed, 1.0, 0.9), row("kmp", epoch, seed, overlap, 0.9 + gap)]
+    found = measure(rows, "kmp", "gmp")
+    assert found is not None and [label for _, label in found.times] == ["1ep", "2ep", "5ep", "20ep"]
+    assert found.agreement_time() == (5.0, "5ep")  # 2ep's gap (-0.4 points) is too large, later ones agree
+    assert found.gap_pruned[(1.0, 4.0)].mean == pytest.approx(-0.05) and found.gap_pruned[(1.0, 4.0)].n == 2
+    rows = [r for r in rows if r["prune_epoch"] != 20.0] + [row("gmp", 20, 0, 1, 0.9), row("kmp", 20, 0, 0.5, 0.9)]
+    assert measure(rows, "kmp", "gmp").agreement_time() is None  # the last time disagrees: no agreement
+
+
+def test_summary_states_the_agreement_of_each_pair(report: tuple[Path, str, str]) -> None:
+    out, _, _ = report
+    summary = (out / "summary.md").read_text()
+    assert "## Agreement: synth / mnistnet / mnist, KMP vs GMP" in summary
+    assert "KMP vs GMP: do not agree at the last pruning time" in summary  # KMP is 2 points worse throughout
+
+
+def test_legends_get_as_many_columns_as_fit() -> None:
+    from koopsweep.report.plot import legend_columns
+
+    assert legend_columns(["2×", "4×", "8×"], width_in=10) == 3
+    long = [f"a rather long legend entry number {i}" for i in range(11)]
+    assert legend_columns(long, width_in=8) < 11
+    assert legend_columns(long, width_in=8) * (len(long[0]) * 0.55 * 10 / 72 + 0.9) <= 8

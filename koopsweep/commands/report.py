@@ -1,4 +1,8 @@
-"""``koopsweep report [PATHS...]``: runs.csv, summary.md and the paper's figures from every results.json found."""
+"""``koopsweep report [PATHS...]``: runs.csv, summary.md and the paper's figures from every results.json found.
+
+Given a folder that holds a report's own runs.csv (and spectra.jsonl) instead of runs, it redraws that report in
+place from the tables alone: committed results regenerate their figures without the runs that produced them.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,11 @@ EPILOG = """examples:
   koopsweep report                                           # everything under ./outputs
   koopsweep report outputs/multiruns/converged_mnistnet      # KMP vs GMP against compression
   koopsweep report outputs/multiruns/timing_kmp outputs/multiruns/timing_kgp --out reports/timing --format pdf
-  koopsweep report --group-by experiment,model,dataset,optimizer.lr   # any runs.csv column or config key
+  koopsweep report --group-by experiment,model,optimizer.lr  # any runs.csv column or config key
+  koopsweep report docs/results/mnist                        # redraw a committed report from its runs.csv
 
-figures: accuracy_vs_compression, overlap_vs_time, accuracy_vs_time, koopman_spectrum (see docs/report.md)
+figures: accuracy_vs_compression, overlap_vs_time, accuracy_vs_time, accuracy_gap_vs_time, koopman_vs_time,
+spectrum_complex_plane (see docs/report.md)
 """
 
 
@@ -31,11 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                         help="folders searched recursively, or results.json files "
                         "(default: outputs/, under $KOOPSWEEP_ROOT when set)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/<timestamp>)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: reports/<timestamp>; a report folder given as PATH: itself)")
     parser.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="figure format (png)")
-    parser.add_argument("--group-by", default="model,dataset", metavar="KEYS",
+    parser.add_argument("--group-by", default="experiment,model,dataset", metavar="KEYS",
                         help="comma-separated keys that split panels and tables: runs.csv columns or config keys "
-                        "such as optimizer.lr (default: model,dataset)")
+                        "such as optimizer.lr (default: experiment,model,dataset)")
     return parser
 
 
@@ -55,7 +62,7 @@ def _say(message: str) -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-    from koopsweep.report.collect import COLUMNS, collect
+    from koopsweep.report.collect import COLUMNS, SPECTRA_JSONL, collect, is_table_folder, read_table, write_spectra
     from koopsweep.report.figures import make_figures
     from koopsweep.report.stats import repeated_seeds
     from koopsweep.report.tables import describe_counts, summary_markdown, write_csv
@@ -67,7 +74,14 @@ def main(argv: Sequence[str]) -> None:
     paths = args.paths or [default_outputs()]
     keys = group_keys(args.group_by)
     extra = [k for k in keys if k not in COLUMNS]
-    collection = collect(paths, extra)
+    table = len(paths) == 1 and is_table_folder(paths[0])
+    if table:
+        try:
+            collection = read_table(paths[0], extra)
+        except ValueError as error:
+            raise ConfigError(f"report: {error}") from None
+    else:
+        collection = collect(paths, extra)
     for path, why in collection.unreadable:
         _say(f"warning: skipped unreadable {path}: {why}")
     where = ", ".join(str(p.resolve()) for p in paths)
@@ -86,7 +100,7 @@ def main(argv: Sequence[str]) -> None:
         )
 
     superseded = len(collection.superseded)
-    print(f"collected {describe_counts(collection)} from {collection.files} results.json under {where}"
+    print(f"collected {describe_counts(collection)} from {collection.files} {collection.source} under {where}"
           + (f"; {superseded} older result(s) of re-run cells ignored" if superseded else ""))
     repeated = repeated_seeds([r for r in collection.rows if r["status"] == "finished"], keys)
     if repeated:
@@ -94,10 +108,12 @@ def main(argv: Sequence[str]) -> None:
         _say(f"warning: {repeated} cell(s) hold the same seed more than once (runs differing in a setting not in "
              f"--group-by {joined}?); they are averaged together: add it, e.g. --group-by experiment,{joined}")
 
-    out = args.out or Path("reports") / time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = args.out or (paths[0] if table else Path("reports") / time.strftime("%Y-%m-%d_%H-%M-%S"))
     out.mkdir(parents=True, exist_ok=True)
     print(f"wrote {write_csv(collection.rows, [*COLUMNS, *extra], out / 'runs.csv')} ({len(collection.rows)} runs)")
-    figures = make_figures(collection.rows, out, args.format, keys)
+    if collection.spectra:
+        print(f"wrote {write_spectra(collection.spectra, out / SPECTRA_JSONL)} ({len(collection.spectra)} spectra)")
+    figures = make_figures(collection.rows, collection.spectra, out, args.format, keys)
     summary = out / "summary.md"
     summary.write_text(summary_markdown(collection, keys, figures))
     print(f"wrote {summary}")

@@ -6,6 +6,7 @@ is usually made while a sweep is still running or after some jobs died.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,12 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("koopman_distance_to_1", "koopman/distance_to_1"),
     ("koopman_rank", "koopman/rank"),
     ("koopman_imag_ratio", "koopman/imag_ratio"),
+    ("koopman_residual", "koopman/residual"),
+    ("koopman_fixed_point_distance", "koopman/fixed_point_distance"),
+    ("koopman_amplitude_share", "koopman/amplitude_share"),
+    ("koopman_reconstruction_error", "koopman/reconstruction_error"),
+    ("koopman_spectral_radius", "koopman/spectral_radius"),
+    ("koopman_unstable_modes", "koopman/unstable_modes"),
     ("params_total", "params/total"),
     ("params_nonzero", "params/nonzero"),
     ("flops_speedup", "flops/speedup"),
@@ -39,7 +46,7 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 COLUMNS: tuple[str, ...] = (
-    "experiment", "model", "dataset", "seed", "method", "fraction",
+    "experiment", "model", "dataset", "seed", "method", "fraction", "compression_target",
     *(c for c, _ in METRIC_COLUMNS[:2]),
     "prune_at", "prune_epoch", "prune_step", "end_iteration",
     *(c for c, _ in METRIC_COLUMNS[2:]),
@@ -57,6 +64,8 @@ class Collection:
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     superseded: list[Path] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
+    spectra: list[Row] = field(default_factory=list)
+    source: str = "results.json"
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -111,6 +120,7 @@ def flatten(data: dict[str, Any], path: Path, extra: Sequence[str] = ()) -> Row:
         "seed": cfg.get("seed"),
         "method": data.get("pruner") or dotted(cfg, "pruner.name"),
         "fraction": _kept(data.get("fraction", dotted(cfg, "pruner.fraction"))),
+        "compression_target": _kept(data.get("compression_target", dotted(cfg, "pruner.compression"))),
         "prune_at": None if prune_at is None else int(prune_at),
         "prune_epoch": round(prune_at / per_epoch, 4) if prune_at is not None and per_epoch else None,
         "prune_step": None if dotted(cfg, "schedule") is None else ("end" if step is None else str(step)),
@@ -125,15 +135,43 @@ def flatten(data: dict[str, Any], path: Path, extra: Sequence[str] = ()) -> Row:
     return {column: row.get(column) for column in (*COLUMNS, *extra)}
 
 
-def read_run(path: Path, extra: Sequence[str] = ()) -> Row:
-    """Parse and flatten one file; ValueError (one line) when it is not a results.json."""
+def read_run(path: Path, extra: Sequence[str] = ()) -> tuple[Row, Row | None]:
+    """Parse and flatten one file, with its Koopman spectrum if any; ValueError (one line) when it is not a
+    results.json."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(" ".join(str(error).split())) from error
     if not isinstance(data, dict) or "status" not in data:
         raise ValueError("not a koopsweep results.json (no 'status')")
-    return flatten(data, path, extra)
+    row = flatten(data, path, extra)
+    return row, spectrum_record(data, row, extra)
+
+
+# What identifies a spectrum in spectra.jsonl: the fit's trunk and time, and the keys a report groups by.
+SPECTRUM_KEYS: tuple[str, ...] = ("experiment", "model", "dataset", "seed", "trunk_id", "prune_at", "prune_epoch",
+                                  "prune_step")
+
+
+def _short(values: Iterable[Any]) -> list[float]:
+    """Eigenvalue parts to 9 significant digits (|λ − 1| of a converged fit is ~1e-6: still resolved)."""
+    return [float(f"{float(v):.9g}") for v in values]
+
+
+def spectrum_record(data: dict[str, Any], row: Row, extra: Sequence[str] = ()) -> Row | None:
+    """The DMD eigenvalues of a Koopman run and the chosen one, keyed like its row; None for other runs."""
+    koopman = data.get("koopman")
+    spectrum = koopman.get("spectrum") if isinstance(koopman, dict) else None
+    if not isinstance(spectrum, dict) or not spectrum.get("re"):
+        return None
+    chosen = koopman.get("eigenvalue") or {}
+    return {
+        **{k: row.get(k) for k in (*SPECTRUM_KEYS, *extra)},
+        "chosen_re": number(chosen.get("re")),
+        "chosen_im": number(chosen.get("im")),
+        "re": _short(spectrum["re"]),
+        "im": _short(spectrum.get("im", [0.0] * len(spectrum["re"]))),
+    }
 
 
 def _latest_per_run(rows: list[Row], mtimes: dict[str, float]) -> tuple[list[Row], list[Path]]:
@@ -154,18 +192,81 @@ def _latest_per_run(rows: list[Row], mtimes: dict[str, float]) -> tuple[list[Row
     return [r for r in rows if id(r) in kept], dropped
 
 
+def _distinct_spectra(spectra: Iterable[Row]) -> list[Row]:
+    """One spectrum per (experiment, trunk, pruning time, eigenvalues): KMP and KGP runs share a fit."""
+    seen: dict[tuple[Any, ...], Row] = {}
+    for record in spectra:
+        key = (record["experiment"], record["trunk_id"], record["prune_at"], tuple(record["re"][:8]))
+        seen.setdefault(key, record)
+    return sorted(seen.values(), key=lambda r: (str(r["experiment"]), str(r["trunk_id"]), r["prune_at"] or 0))
+
+
 def collect(paths: Sequence[Path], extra: Sequence[str] = ()) -> Collection:
     """Read every results.json under ``paths``; unreadable files are listed, not fatal."""
     found = find_results(paths)
     result = Collection(roots=list(paths), files=len(found), extra_columns=list(extra))
-    rows, mtimes = [], {}
+    rows, mtimes, spectra = [], {}, {}
     for path in found:
         try:
-            row = read_run(path, extra)
+            row, spectrum = read_run(path, extra)
         except ValueError as error:
             result.unreadable.append((path, str(error)))
             continue
         rows.append(row)
         mtimes[row["path"]] = path.stat().st_mtime
+        if spectrum is not None and row["status"] == "finished":
+            spectra[row["path"]] = spectrum
     result.rows, result.superseded = _latest_per_run(rows, mtimes)
+    result.spectra = _distinct_spectra(spectra[r["path"]] for r in result.rows if r["path"] in spectra)
     return result
+
+
+# ------------------------------------------------------------------------------------- committed tables
+RUNS_CSV, SPECTRA_JSONL = "runs.csv", "spectra.jsonl"
+TEXT_COLUMNS = frozenset({"experiment", "model", "dataset", "method", "prune_step", "status", "trunk_id",
+                          "branch_id", "path"})
+
+
+def _cell(column: str, text: str) -> Any:
+    """A runs.csv cell back as the value collect() wrote: '' is None, numbers are numbers, text stays text."""
+    if text == "":
+        return None
+    if column in TEXT_COLUMNS:
+        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
+
+
+def is_table_folder(path: Path) -> bool:
+    """A folder holding a committed report (runs.csv) rather than runs (results.json files)."""
+    return path.is_dir() and (path / RUNS_CSV).is_file() and next(path.rglob("results.json"), None) is None
+
+
+def read_table(folder: Path, extra: Sequence[str] = ()) -> Collection:
+    """A Collection from a report's own runs.csv and spectra.jsonl: figures redrawn without the runs."""
+    with (folder / RUNS_CSV).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("method", "status") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{folder / RUNS_CSV} is not a koopsweep runs.csv (no column {missing[0]!r})")
+        rows = [{k: _cell(k, v or "") for k, v in line.items()} for line in reader]
+    for row in rows:
+        for column in (*COLUMNS, *extra):
+            row.setdefault(column, None)
+    spectra: list[Row] = []
+    path = folder / SPECTRA_JSONL
+    if path.is_file():
+        spectra = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return Collection(roots=[folder], files=1, rows=rows, extra_columns=list(extra), spectra=spectra,
+                      source=RUNS_CSV)
+
+
+def write_spectra(spectra: Sequence[Row], path: Path) -> Path:
+    """spectra.jsonl: one Koopman spectrum per line (what the spectrum figure needs, and nothing else)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in spectra))
+    return path

@@ -1,6 +1,9 @@
 """The paper's figures from the rows of runs.csv; each is drawn only when its data exist, otherwise says why not.
 
-Every builder takes the finished rows and the ``--group-by`` keys and returns a figure, or a one-line reason.
+Every builder takes the finished rows, the Koopman spectra and the ``--group-by`` keys (a ``Data``) and returns a
+figure, or a one-line reason. Amounts are ShrinkBench's compression targets where runs set ``pruner.compression``
+(the paper's x axis), else the fraction of prunable weights removed; pruning times sit on a logarithmic axis so that
+50 iterations and 20 epochs read on one figure.
 """
 
 from __future__ import annotations
@@ -11,19 +14,34 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-from matplotlib.colors import Colormap
+import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from koopsweep.report.collect import Row, number
-from koopsweep.report.plot import line_with_band, panel_grid, panel_list, save
-from koopsweep.report.stats import curve, group, mean_std, one_per, values
-from koopsweep.report.style import DENSE, RC, log2_axis, method_style
+from koopsweep.report.labels import group_title, level, level_label, step_label, time_label
+from koopsweep.report.plot import figure_of_blocks, line_with_band, panel_grid, panel_list, save
+from koopsweep.report.stats import Curve, curve, group, mean_std, one_per, values
+from koopsweep.report.agreement import MAX_GAP, MIN_OVERLAP
+from koopsweep.report.style import DENSE, RC, gap_axis, log2_axis, method_style, time_axis
 
-STAGES = (("pruned_acc", "before refinement (right after pruning)"), ("final_acc", "after refinement"))
-TIME_AXIS = "pruning time (epochs of dense training)"
+STAGES = (("pruned_acc", "right after pruning"), ("final_acc", "after refinement"))
+TIME_AXIS = "pruning time (log scale)"
 ACC_AXIS = "test accuracy (%)"
+GAP_PAIRS = (("kmp", "gmp"), ("kgp", "ggp"))  # a Koopman method and the baseline it is claimed to match
+MAX_TIMES_PER_COMPRESSION_FIGURE = 3  # groups pruned at more times are shown against time instead
+SPECTRUM_TIMES = 4  # pruning times shown in the complex plane per group
 Built = Figure | str
+
+
+@dataclass(frozen=True)
+class Data:
+    """What the builders draw from: finished rows, one spectrum per fit, and the grouping keys."""
+
+    rows: Sequence[Row]
+    spectra: Sequence[Row]
+    keys: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -35,20 +53,18 @@ class FigureResult:
     note: str
 
 
-def group_title(keys: Sequence[str], key: Sequence[Any]) -> str:
-    """'mnistnet / mnist' for the default keys; other keys as key=value."""
-    parts = [str(v) if k in ("model", "dataset", "experiment") else f"{k}={v}" for k, v in zip(keys, key)]
-    return " / ".join(parts) or "all runs"
+# ----------------------------------------------------------------------------------------------------- helpers
+def _with_level(rows: Sequence[Row]) -> list[Row]:
+    return [{**r, "level": level(r)} for r in rows if level(r) is not None]
 
 
-def time_label(rows: Sequence[Row]) -> str:
-    """When the runs were pruned, as configured and in epochs."""
-    epoch, steps = rows[0]["prune_epoch"], {r["prune_step"] for r in rows}
-    when = "?" if epoch is None else f"{epoch:.3g} ep"
-    if steps == {"end"}:
-        return f"pruned at end of training ({when})"
-    step = steps.pop() if len(steps) == 1 else None
-    return f"pruned at {step} ({when})" if step and not step.endswith("ep") else f"pruned at {when}"
+def time_ticks(rows: Sequence[Row]) -> list[tuple[float, str]]:
+    """(epoch, label) for each pruning time run: the configured step ('50it', '2ep'), 'end' shown with its epoch."""
+    ticks = []
+    for (epoch,), runs in group([r for r in rows if number(r["prune_epoch"])], ["prune_epoch"]).items():
+        labels = {step_label(r) for r in runs}
+        ticks.append((float(epoch), labels.pop() if len(labels) == 1 else f"{epoch:.3g}ep"))
+    return ticks
 
 
 def _has_accuracy(row: Row) -> bool:
@@ -56,7 +72,7 @@ def _has_accuracy(row: Row) -> bool:
 
 
 def _pruned(rows: Sequence[Row]) -> list[Row]:
-    return [r for r in rows if r["method"] != "none" and number(r["fraction"]) and r["prune_epoch"] is not None]
+    return [r for r in rows if r["method"] != "none" and level(r) and number(r["prune_epoch"])]
 
 
 def _timed_panels(groups: dict[tuple[Any, ...], list[Row]]) -> dict[tuple[Any, ...], list[Row]]:
@@ -70,26 +86,46 @@ def _single_time(rows: Sequence[Row]) -> str:
     return f"needs 2+ pruning times within one group, each group has one (at {shown} ep): run a timing sweep"
 
 
-def accuracy_vs_compression(rows: Sequence[Row], keys: Sequence[str]) -> Built:
+def _level_colours(rows: Sequence[Row]) -> Callable[[float], Any]:
+    levels = sorted(set(values(rows, "level")))
+    cmap = matplotlib.colormaps["viridis"]
+    return lambda v: cmap(0.85 * levels.index(v) / max(len(levels) - 1, 1))
+
+
+def _label_time_axis(ax: Axes, rows: Sequence[Row]) -> None:
+    time_axis(ax, time_ticks(rows))
+    ax.set_xlabel(TIME_AXIS)
+
+
+# ----------------------------------------------------------------------------------------------------- figures
+def accuracy_vs_compression(data: Data) -> Built:
     """Paper, converged networks: accuracy of each method against compression, before and after refinement."""
-    usable = [r for r in _pruned(rows) if number(r["compression"]) and _has_accuracy(r)]
+    usable = [r for r in _with_level(_pruned(data.rows)) if _has_accuracy(r)]
     if not usable:
-        return "no finished pruned run with a compression and an accuracy"
-    cells = group(usable, [*keys, "prune_epoch"])
+        return "no finished pruned run with an amount removed and an accuracy"
+    keys = data.keys
+    shown = {k: v for k, v in group(usable, keys).items()
+             if len({r["prune_epoch"] for r in v}) <= MAX_TIMES_PER_COMPRESSION_FIGURE}
+    if not shown:
+        return (f"every group was pruned at more than {MAX_TIMES_PER_COMPRESSION_FIGURE} times: see accuracy_vs_time "
+                "and accuracy_gap_vs_time")
+    cells = group([r for rows in shown.values() for r in rows], [*keys, "prune_epoch"])
     titles = [f"{group_title(keys, key[:-1])}, {time_label(cell)}" for key, cell in cells.items()]
     fig, axes = panel_grid(len(cells), 2, "Test accuracy vs compression (mean ± std over seeds)", titles)
-    for ax_row, (key, cell) in zip(axes, cells.items()):
+    for ax_row, cell in zip(axes, cells.values()):
         dense = mean_std(values(one_per(cell, "trunk_id"), "dense_acc"))
+        by_target = all(number(r["compression_target"]) for r in cell)
+        x = "level" if by_target else "compression"
         for ax, (column, stage) in zip(ax_row, STAGES):
             for (method,), runs in group(cell, ["method"]).items():
-                line = curve(runs, "fraction", "compression", column, scale=100)
+                line = curve(runs, "level", x, column, scale=100)
                 if line is not None:
                     line_with_band(ax, line, **method_style(method))
             if dense:
                 ax.axhline(100 * dense[0], label="dense network", **DENSE)
-            log2_axis(ax, max(values(cell, "compression")))
+            log2_axis(ax, max(values(cell, x)))
             ax.set_title(stage)
-            ax.set_xlabel("compression ratio (total / non-zero params)")
+            ax.set_xlabel("compression (total / non-zero params)" + (", target" if by_target else ""))
             ax.set_ylabel(ACC_AXIS)
     return fig
 
@@ -99,114 +135,207 @@ def _reference(row: Row) -> str:
     return "ggp" if number(row["overlap_ggp"]) is not None else "gmp"
 
 
-def _fraction_colours(rows: Sequence[Row]) -> Callable[[float], Any]:
-    fractions = sorted(set(values(rows, "fraction")))
-    cmap: Colormap = matplotlib.colormaps["viridis"]
-    return lambda f: cmap(0.85 * fractions.index(f) / max(len(fractions) - 1, 1))
-
-
-def _fraction_label(runs: Sequence[Row], fraction: float) -> str:
-    compression = mean_std(values(runs, "compression"))
-    return f"f = {fraction:.4g}" + (f" ({compression[0]:.3g}×)" if compression else "")
-
-
-def overlap_vs_time(rows: Sequence[Row], keys: Sequence[str]) -> Built:
+def overlap_vs_time(data: Data) -> Built:
     """Paper, timing experiments: how much of KMP's (KGP's) removed set GMP (GGP) also removes, over training."""
     usable = [
         {**r, "reference": _reference(r)}
-        for r in _pruned(rows)
+        for r in _with_level(_pruned(data.rows))
         if r["method"] != _reference(r) and number(r[f"overlap_{_reference(r)}"]) is not None
     ]
     if not usable:
         return "no run reports a mask overlap (methods other than gmp/ggp, with pruner.compare=true)"
-    panels = _timed_panels(group(usable, [*keys, "method", "reference"]))
+    panels = _timed_panels(group(usable, [*data.keys, "method", "reference"]))
     if not panels:
         return _single_time(usable)
-    colour = _fraction_colours(usable)
-    fig, axes = panel_list(len(panels), "Mask overlap vs pruning time (mean ± std over seeds)")
+    colour = _level_colours(usable)
+    fig, axes = panel_list(len(panels), "Mask overlap vs pruning time (mean ± std over seeds)", max_cols=2)
     for ax, (key, panel) in zip(axes, panels.items()):
         method, reference = key[-2], key[-1]
-        for (fraction,), runs in group(panel, ["fraction"]).items():
+        for (amount,), runs in group(panel, ["level"]).items():
             line = curve(runs, "prune_epoch", "prune_epoch", f"overlap_{reference}", scale=100)
             if line is not None:
-                line_with_band(ax, line, color=colour(fraction), marker="o", label=_fraction_label(runs, fraction))
-        ax.set_title(f"{group_title(keys, key[:-2])}\n{method.upper()} mask vs {reference.upper()} mask")
-        ax.set_xlabel(TIME_AXIS)
+                line_with_band(ax, line, color=colour(amount), marker="o", label=level_label(runs[0]))
+        ax.axhline(100 * MIN_OVERLAP, color="0.5", linestyle=":", linewidth=1.2, label=f"{100 * MIN_OVERLAP:g} % overlap")
+        ax.set_title(f"{group_title(data.keys, key[:-2])}\n{method.upper()} mask vs {reference.upper()} mask")
+        _label_time_axis(ax, panel)
         ax.set_ylabel(f"removed weights shared with {reference.upper()} (%)")
     return fig
 
 
-def accuracy_vs_time(rows: Sequence[Row], keys: Sequence[str]) -> Built:
-    """Paper, timing experiments: accuracy of each method against when it pruned, before and after refinement."""
-    usable = [r for r in _pruned(rows) if _has_accuracy(r)]
+def accuracy_vs_time(data: Data) -> Built:
+    """Paper, timing experiments: accuracy of each method against when it pruned; a column per compression."""
+    usable = [r for r in _with_level(_pruned(data.rows)) if _has_accuracy(r)]
     if not usable:
         return "no finished pruned run with an accuracy"
-    panels = _timed_panels(group(usable, [*keys, "fraction"]))
-    if not panels:
+    groups = _timed_panels(group(usable, data.keys))
+    if not groups:
         return _single_time(usable)
-    titles = [f"{group_title(keys, key[:-1])}, {_fraction_label(panel, key[-1])}" for key, panel in panels.items()]
-    fig, axes = panel_grid(len(panels), 2, "Test accuracy vs pruning time (mean ± std over seeds)", titles)
-    for ax_row, (key, panel) in zip(axes, panels.items()):
-        trunks = [r for runs in group(panel, ["prune_epoch"]).values() for r in one_per(runs, "trunk_id")]
-        dense = curve(trunks, "prune_epoch", "prune_epoch", "dense_acc", scale=100)
-        for ax, (column, stage) in zip(ax_row, STAGES):
-            for (method,), runs in group(panel, ["method"]).items():
-                line = curve(runs, "prune_epoch", "prune_epoch", column, scale=100)
-                if line is not None:
-                    line_with_band(ax, line, **method_style(method))
-            if dense is not None:
-                ax.plot(dense.x, dense.mean, label="dense network at pruning time", **DENSE)
-            ax.set_title(stage)
-            ax.set_xlabel(TIME_AXIS)
-            ax.set_ylabel(ACC_AXIS)
+    blocks = []
+    for key, rows in groups.items():
+        levels = group(rows, ["level"])
+        blocks.append((group_title(data.keys, key), len(STAGES), len(levels)))
+    fig, block_axes = figure_of_blocks("Test accuracy vs pruning time (mean ± std over seeds)", blocks)
+    for axes, rows in zip(block_axes, groups.values()):
+        for col, ((amount,), cell) in enumerate(group(rows, ["level"]).items()):
+            trunks = [r for runs in group(cell, ["prune_epoch"]).values() for r in one_per(runs, "trunk_id")]
+            dense = curve(trunks, "prune_epoch", "prune_epoch", "dense_acc", scale=100)
+            for row_index, (column, stage) in enumerate(STAGES):
+                ax = axes[row_index][col]
+                for (method,), runs in group(cell, ["method"]).items():
+                    line = curve(runs, "prune_epoch", "prune_epoch", column, scale=100)
+                    if line is not None:
+                        line_with_band(ax, line, **method_style(method))
+                if dense is not None:
+                    ax.plot(dense.x, dense.mean, label="dense network at pruning time", **DENSE)
+                ax.set_title(f"{level_label(cell[0])}, {stage}")
+                _label_time_axis(ax, rows)
+                if col == 0:
+                    ax.set_ylabel(ACC_AXIS)
     return fig
 
 
-def koopman_spectrum(rows: Sequence[Row], keys: Sequence[str]) -> Built:
-    """How close the chosen Koopman eigenvalue is to 1 (convergence) and the kept rank, over training."""
-    usable = [r for r in rows if number(r["koopman_distance_to_1"]) is not None and r["prune_epoch"] is not None]
+def _gap_curve(method_rows: Sequence[Row], reference_rows: Sequence[Row], column: str) -> Curve | None:
+    """method − reference accuracy (points) of runs paired by trunk (seed), pruning time and amount."""
+    ref = {(r["trunk_id"], r["prune_at"], r["level"]): number(r[column]) for r in reference_rows}
+    paired = []
+    for r in method_rows:
+        other = ref.get((r["trunk_id"], r["prune_at"], r["level"]))
+        mine = number(r[column])
+        if other is not None and mine is not None:
+            paired.append({**r, "gap": mine - other})
+    return curve(paired, "prune_epoch", "prune_epoch", "gap", scale=100) if paired else None
+
+
+def accuracy_gap_vs_time(data: Data) -> Built:
+    """The pre-convergence story in one figure: KMP − GMP (KGP − GGP) accuracy, per compression, over training."""
+    usable = [r for r in _with_level(_pruned(data.rows)) if _has_accuracy(r)]
+    panels = []
+    for key, rows in _timed_panels(group(usable, data.keys)).items():
+        for method, reference in GAP_PAIRS:
+            mine = [r for r in rows if r["method"] == method]
+            theirs = [r for r in rows if r["method"] == reference]
+            if mine and theirs:
+                panels.append((key, method, reference, mine, theirs))
+    if not panels:
+        return "needs KMP and GMP (or KGP and GGP) runs at the same 2+ pruning times and amounts"
+    titles = [f"{group_title(data.keys, key)}: {m.upper()} − {ref.upper()}" for key, m, ref, _, _ in panels]
+    fig, axes = panel_grid(len(panels), 2, "Accuracy difference vs pruning time (mean ± std over seeds)", titles)
+    colour = _level_colours([r for *_, mine, theirs in panels for r in (*mine, *theirs)])
+    for ax_row, (_, method, reference, mine, theirs) in zip(axes, panels):
+        for ax, (column, stage) in zip(ax_row, STAGES):
+            for (amount,), runs in group(mine, ["level"]).items():
+                line = _gap_curve(runs, [r for r in theirs if r["level"] == amount], column)
+                if line is not None:
+                    line_with_band(ax, line, color=colour(amount), marker="o", label=level_label(runs[0]))
+            ax.axhline(0, color="0.3", linewidth=1.0)
+            ax.axhspan(-100 * MAX_GAP, 100 * MAX_GAP, color="0.85", alpha=0.5, linewidth=0, label="±0.2 points")
+            gap_axis(ax)
+            ax.set_title(stage)
+            _label_time_axis(ax, [*mine, *theirs])
+            ax.set_ylabel(f"{method.upper()} − {reference.upper()} accuracy (points)")
+    return fig
+
+
+def koopman_vs_time(data: Data) -> Built:
+    """The fit over training: |λ* − 1|, the distance from θ(t) to the Koopman fixed point θ*, and the kept rank."""
+    usable = [r for r in data.rows if number(r["koopman_distance_to_1"]) is not None and number(r["prune_epoch"])]
     if not usable:
         return "no Koopman runs (kmp, kgp) among the finished runs"
-    fits = [c[0] for c in group(usable, [*keys, "trunk_id", "prune_at"]).values()]  # one fit per trunk and time
-    panels = _timed_panels(group(fits, keys))
+    fits = [c[0] for c in group(usable, [*data.keys, "trunk_id", "prune_at"]).values()]  # one fit per trunk, time
+    panels = _timed_panels(group(fits, data.keys))
     if not panels:
         return _single_time(fits)
-    fig, axes = panel_list(2, "Koopman fit vs pruning time (mean ± std over seeds)", max_cols=2)
+    fig, axes = panel_list(3, "Koopman fit vs pruning time (mean ± std over seeds)", max_cols=3)
     cmap = matplotlib.colormaps["tab10"]
+    shown = (("koopman_distance_to_1", "chosen eigenvalue: |λ* − 1|", True),
+             ("koopman_fixed_point_distance", "‖θ* − θ(t)‖ / ‖θ(t)‖", True),
+             ("koopman_rank", "kept DMD rank (modes)", False))
     for i, (key, panel) in enumerate(panels.items()):
-        style = {"color": cmap(i % 10), "marker": "o", "label": group_title(keys, key)}
-        distance = curve(panel, "prune_epoch", "prune_epoch", "koopman_distance_to_1")
-        rank = curve(panel, "prune_epoch", "prune_epoch", "koopman_rank")
-        if distance is not None:
-            line_with_band(axes[0], distance, log_y=True, **style)
-        if rank is not None:
-            line_with_band(axes[1], rank, **style)
-    axes[0].set_yscale("log")
-    axes[0].set_title("chosen eigenvalue: |λ − 1|")
-    axes[0].set_ylabel("|λ − 1| (log scale)")
-    axes[1].set_title("kept DMD rank")
-    axes[1].set_ylabel("rank (modes)")
-    axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in axes:
-        ax.set_xlabel(TIME_AXIS)
+        style = {"color": cmap(i % 10), "marker": "o", "label": group_title(data.keys, key)}
+        for ax, (column, _, log_y) in zip(axes, shown):
+            line = curve(panel, "prune_epoch", "prune_epoch", column)
+            if line is not None:
+                line_with_band(ax, line, log_y=log_y, **style)
+    for ax, (_, title, log_y) in zip(axes, shown):
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_title(title)
+        _label_time_axis(ax, fits)
+    axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 
-FIGURES: tuple[tuple[str, Callable[[Sequence[Row], Sequence[str]], Built], str], ...] = (
+def _spread(items: Sequence[Any], count: int) -> list[Any]:
+    """``count`` items evenly spread from first to last."""
+    if len(items) <= count:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
+
+
+def spectrum_complex_plane(data: Data) -> Built:
+    """DMD eigenvalues in the complex plane at a few pruning times (lowest seed), whole disk and near λ = 1."""
+    spectra = [s for s in data.spectra if number(s.get("prune_epoch"))]
+    if not spectra:
+        return "no Koopman spectra (kmp, kgp runs; from results.json or a report's spectra.jsonl)"
+    groups = group(spectra, data.keys)
+    chosen: list[tuple[str, list[Row]]] = []
+    for key, records in groups.items():
+        times = group(records, ["prune_epoch"])
+        picked = [min(recs, key=lambda r: (r.get("seed") is None, r.get("seed"))) for recs in times.values()]
+        chosen.append((group_title(data.keys, key), _spread(picked, SPECTRUM_TIMES)))
+    blocks = [(title, 2, len(picks)) for title, picks in chosen]
+    fig, block_axes = figure_of_blocks("Koopman spectrum at several pruning times (★ = eigenvalue chosen by KMP)",
+                                       blocks, panel=(3.4, 3.3))
+    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
+    for axes, (_, picks) in zip(block_axes, chosen):
+        for col, record in enumerate(picks):
+            lam = np.asarray(record["re"]) + 1j * np.asarray(record["im"])
+            star = complex(record.get("chosen_re") or 1.0, record.get("chosen_im") or 0.0)
+            when = next(label for epoch, label in time_ticks([record]) if epoch == record["prune_epoch"])
+            nearest = np.sort(np.abs(lam - 1))[: max(3, min(10, len(lam) // 10))]
+            half = max(float(nearest[-1]) * 1.3, 1e-6)
+            for row, zoom in enumerate((False, True)):
+                ax = axes[row][col]
+                ax.plot(circle.real, circle.imag, color="0.6", linestyle="--", linewidth=1, label="unit circle")
+                ax.scatter(lam.real, lam.imag, s=10, color="tab:blue", alpha=0.7, label="eigenvalues")
+                ax.scatter([star.real], [star.imag], s=120, marker="*", color="tab:red", zorder=3, label="chosen λ*")
+                if zoom:
+                    ax.set_xlim(1 - half, 1 + half)
+                    ax.set_ylim(-half, half)
+                    ax.set_title(f"near 1 (±{half:.1e})", fontsize="small")
+                    ax.ticklabel_format(useOffset=False)
+                    ax.tick_params(labelsize="x-small")
+                    ax.xaxis.set_major_locator(MaxNLocator(3))
+                else:
+                    radius = max(1.05, float(np.abs(lam).max()) * 1.05)
+                    ax.set_xlim(-radius, radius)
+                    ax.set_ylim(-radius, radius)
+                    ax.set_title(f"pruned at {when}, seed {record.get('seed')}\n|λ* − 1| = {abs(star - 1):.1e}")
+                ax.set_aspect("equal", adjustable="box")
+                ax.set_xlabel("Re λ")
+                if col == 0:
+                    ax.set_ylabel("Im λ")
+    return fig
+
+
+FIGURES: tuple[tuple[str, Callable[[Data], Built], str], ...] = (
     ("accuracy_vs_compression", accuracy_vs_compression, "accuracy before/after refinement vs compression"),
     ("overlap_vs_time", overlap_vs_time, "mask overlap KMP/GMP (KGP/GGP) vs pruning time"),
     ("accuracy_vs_time", accuracy_vs_time, "accuracy before/after refinement vs pruning time"),
-    ("koopman_spectrum", koopman_spectrum, "Koopman |λ − 1| and rank vs pruning time"),
+    ("accuracy_gap_vs_time", accuracy_gap_vs_time, "accuracy KMP − GMP (KGP − GGP) vs pruning time"),
+    ("koopman_vs_time", koopman_vs_time, "Koopman |λ* − 1|, distance to θ* and rank vs pruning time"),
+    ("spectrum_complex_plane", spectrum_complex_plane, "Koopman eigenvalues in the complex plane"),
 )
 
 
-def make_figures(rows: Sequence[Row], out: Path, fmt: str, keys: Sequence[str]) -> list[FigureResult]:
+def make_figures(rows: Sequence[Row], spectra: Sequence[Row], out: Path, fmt: str,
+                 keys: Sequence[str]) -> list[FigureResult]:
     """Draw every figure the finished rows allow into ``out``; the others come back with the reason."""
-    finished = [r for r in rows if r["status"] == "finished"]
+    data = Data([r for r in rows if r["status"] == "finished"], spectra, keys)
     made = []
     for name, build, what in FIGURES:
         with matplotlib.rc_context(RC):
-            figure = build(finished, keys) if finished else "no finished runs"
+            figure = build(data) if data.rows or data.spectra else "no finished runs"
             if isinstance(figure, str):
                 made.append(FigureResult(name, None, figure))
                 continue

@@ -38,6 +38,26 @@ def panel_grid(
     return fig, np.array(axes)
 
 
+def figure_of_blocks(
+    title: str, blocks: Sequence[tuple[str, int, int]], panel: tuple[float, float] = (3.6, 3.0)
+) -> tuple[Figure, list[np.ndarray]]:
+    """A titled figure of stacked blocks, each (title, rows, cols) of panels; returns each block's 2-D axes."""
+    cols = max(c for _, _, c in blocks)
+    heights = [r * panel[1] + 0.5 for _, r, _ in blocks]
+    fig = Figure(figsize=(max(panel[0] * cols, MIN_WIDTH), sum(heights) + 1.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.suptitle(title, fontweight="bold")
+    subs = np.atleast_1d(fig.subfigures(len(blocks), 1, height_ratios=heights))
+    out = []
+    for sub, (block_title, rows, block_cols) in zip(subs, blocks):
+        sub.suptitle(block_title, fontsize="large")
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for ax in axes[:, block_cols:].flat:
+            ax.set_visible(False)
+        out.append(axes[:, :block_cols])
+    return fig, out
+
+
 def panel_list(count: int, title: str, max_cols: int = 3) -> tuple[Figure, list[Axes]]:
     """``count`` panels wrapped into rows of at most ``max_cols``; the unused cells of the last row are hidden."""
     cols = min(count, max_cols)
@@ -58,15 +78,25 @@ def line_with_band(ax: Axes, line: Curve, log_y: bool = False, **style: Any) -> 
         ax.fill_between(line.x, low, line.mean + line.std, color=style.get("color"), alpha=0.18, linewidth=0)
 
 
+def legend_columns(labels: Sequence[str], width_in: float, fontsize_pt: float = 10.0) -> int:
+    """As many legend columns as fit the figure's width: each entry is its text plus the handle and padding."""
+    char_in = 0.55 * fontsize_pt / 72
+    entry = max(len(label) for label in labels) * char_in + 0.9
+    return max(1, min(len(labels), int(width_in * 0.95 // entry)))
+
+
 def save(fig: Figure, path: Path) -> Path:
-    """Add one legend for the whole figure (each label once, below the panels), then write the file."""
+    """Add one legend for the whole figure (each label once, below the panels, as wide as fits), then write it."""
     handles: dict[str, Any] = {}
     for ax in fig.axes:
+        if ax.get_legend() is not None:
+            continue  # a panel with a legend of its own (per-panel entries) is not merged into the figure's
         for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
+            if not label.startswith("_"):
+                handles.setdefault(label, handle)
     if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(len(handles), 5),
-                   frameon=False)
+        ncols = legend_columns(list(handles), fig.get_figwidth())
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=ncols, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format=path.suffix.lstrip("."))
     return path

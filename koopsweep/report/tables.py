@@ -7,8 +7,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from koopsweep.report.collect import Collection, Row, number
-from koopsweep.report.figures import FigureResult, group_title, time_label
+from koopsweep.report.agreement import agreement_sections
+from koopsweep.report.collect import Collection, Row
+from koopsweep.report.figures import FigureResult
+from koopsweep.report.labels import group_title, level, level_label, time_label
 from koopsweep.report.stats import group, mean_std, one_per, values
 from koopsweep.report.style import method_style
 
@@ -57,11 +59,12 @@ def results_tables(rows: Sequence[Row], keys: Sequence[str]) -> list[str]:
         dense = one_per(cell, "trunk_id")
         out.append(f"Dense network: test accuracy {mean_pm_std(dense, 'dense_acc', 100)} % (n = {len(dense)} trunks).")
         lines = []
-        for (method, fraction), runs in group(cell, ["method", "fraction"]).items():
-            frac = "–" if number(fraction) is None else f"{fraction:.4g}"
+        for (method, _), runs in group([{**r, "level": level(r)} for r in cell], ["method", "level"]).items():
+            fraction = mean_std(values(runs, "fraction"))
+            frac = "–" if fraction is None else f"{fraction[0]:.4g}"
             cols = [mean_pm_std(runs, column, scale) for column, _, scale in stats]
-            lines.append([method_style(str(method))["label"], frac, *cols, str(len(runs))])
-        out += ["", *_table(["method", "fraction", *(h for _, h, _ in stats), "n"], lines)]
+            lines.append([method_style(str(method))["label"], level_label(runs[0]), frac, *cols, str(len(runs))])
+        out += ["", *_table(["method", "amount", "fraction removed", *(h for _, h, _ in stats), "n"], lines)]
     return out
 
 
@@ -79,7 +82,7 @@ def summary_markdown(collection: Collection, keys: Sequence[str], figures: Seque
     lines = [
         "# koopsweep report",
         "",
-        f"Made {time.strftime('%Y-%m-%d %H:%M:%S')} from {collection.files} results.json under {roots}.",
+        f"Made {time.strftime('%Y-%m-%d %H:%M:%S')} from {collection.files} {collection.source} under {roots}.",
         "",
         f"- {describe_counts(collection)}; only finished runs enter tables and figures",
         f"- unreadable files skipped: {len(collection.unreadable)}",
@@ -97,6 +100,7 @@ def summary_markdown(collection: Collection, keys: Sequence[str], figures: Seque
         else:
             lines += [f"**{fig.name}**: {fig.note}", "", f"![{fig.name}]({fig.path.name})", ""]
     finished = [r for r in collection.rows if r["status"] == "finished"]
+    lines += agreement_sections(finished, keys)
     lines += results_tables(finished, keys)
     others = [r for r in collection.rows if r["status"] != "finished"]
     if others:
