@@ -235,3 +235,42 @@ def test_kgp_matches_autograd_for_a_model_trained_with_torch_sgd(tmp_path, momen
         assert err(1) < 1e-4 and err(0) > 0.5
     else:
         assert err(0) < 1e-4
+
+
+# -- in memory ---------------------------------------------------------------------------------------------------
+def test_memory_window_has_the_disk_windows_gram_and_fit(tmp_path):
+    """The in-memory recorder (one product per chunk) and the disk recorder give the same Gram, fit and masks."""
+    from koopsweep.koopman.memory import MemoryRecorder
+    from koopsweep.prune.paramspace import ParamSpace
+    from koopsweep.prune.select import select_keep
+
+    z = trajectory(count=41, numel=3001)
+    disk = record(tmp_path / "w", z, chunk_size=8)
+    recorder = MemoryRecorder(LAYOUT, z.shape[1], capacity=z.shape[0], chunk_size=8)
+    for row in z:
+        recorder.append(row)
+    memory = recorder.close()
+    assert memory.count == 41 and memory.numel == 3001
+    assert not any(p.name.startswith("chunk") for p in tmp_path.iterdir())  # nothing written besides the disk one
+    assert torch.allclose(memory.increment_gram, disk.increment_gram, rtol=1e-13, atol=1e-13)
+    assert torch.equal(memory.snapshots(), z)  # increments of float32 snapshots are exact in float64
+    fit_m, fit_d = fit_dmd(memory), fit_dmd(SnapshotWindow.open(tmp_path / "w", LAYOUT))
+    assert fit_m.rank == fit_d.rank and abs(fit_m.chosen_eigenvalue - fit_d.chosen_eigenvalue) < 1e-12
+    space = ParamSpace(["w"], [(3001,)])
+    for k in (300, 1500, 2900):  # KMP and KGP masks identical at several amounts
+        assert torch.equal(select_keep(fit_m.fixed_point().abs(), k, space),
+                           select_keep(fit_d.fixed_point().abs(), k, space))
+        g_m, g_d = fit_m.gradient(40, lr=0.05, momentum=0.9), fit_d.gradient(40, lr=0.05, momentum=0.9)
+        assert torch.equal(select_keep((z[-1] * g_m).abs(), k, space), select_keep((z[-1] * g_d).abs(), k, space))
+
+
+def test_memory_recorder_refuses_more_than_its_capacity():
+    from koopsweep.koopman.memory import MemoryRecorder
+
+    recorder = MemoryRecorder(LAYOUT, 5, capacity=2)
+    recorder.append(torch.ones(5))
+    recorder.append(torch.zeros(5))
+    with pytest.raises(RuntimeError, match="sized for 2 snapshots"):
+        recorder.append(torch.ones(5))
+    with pytest.raises(ValueError, match="has 4 values"):
+        MemoryRecorder(LAYOUT, 5, capacity=3).append(torch.ones(4))

@@ -104,7 +104,7 @@ def test_a_koopman_run_keeps_a_few_vectors_not_its_window(make_cfg, tiny, tmp_pa
     trunk = tmp_path / "store" / "trunks" / dense["trunk_id"]
     before = _tree_bytes(trunk)
     kmp = run_experiment(make_cfg([*cut, "pruner=kmp"], out="kmp"))
-    assert not any((trunk / "windows").rglob("*.bin"))  # no snapshot left behind
+    assert not (trunk / "windows").exists()  # recorded in memory: no snapshot ever written
     fits = list((trunk / "fits").glob("*.pt"))
     assert len(fits) == 1
     numel = kmp["metrics"]["params/prunable"]
@@ -114,6 +114,16 @@ def test_a_koopman_run_keeps_a_few_vectors_not_its_window(make_cfg, tiny, tmp_pa
     kgp = run_experiment(make_cfg([*cut, "pruner=kgp"], out="kgp"))
     assert kgp["metrics"]["trunk/reused_iterations"] == kgp["iterations"]["prune_at"]  # cached fit: no re-recording
     assert kgp["koopman"]["eigenvalue"] == kmp["koopman"]["eigenvalue"]
+
+
+def test_a_window_over_the_memory_budget_is_recorded_to_disk_and_dropped(make_cfg, tiny, tmp_path, monkeypatch):
+    from koopsweep.train import koopman_window
+
+    monkeypatch.setattr(koopman_window, "memory_budget", lambda device: 1000)  # bytes: far too few
+    kmp = run_experiment(make_cfg([*tiny, "schedule.prune_at=1ep", "pruner=kmp"], out="kmp"))
+    trunk = tmp_path / "store" / "trunks" / kmp["trunk_id"]
+    assert (trunk / "windows").is_dir() and not any((trunk / "windows").rglob("*.bin"))  # written, fitted, dropped
+    assert kmp["koopman"]["rank"] >= 2
 
 
 def test_a_dropped_window_is_recorded_again_bit_for_bit(make_cfg, tiny, tmp_path):

@@ -24,7 +24,10 @@ import torch
 
 from koopsweep.errors import KoopsweepError
 from koopsweep.koopman.gram import combine, increment_gram, tensor_blocks
+from koopsweep.koopman.memory import MemoryWindow
 from koopsweep.koopman.window import SnapshotWindow
+
+Recorded = SnapshotWindow | MemoryWindow  # windows that carry their increment Gram
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +184,7 @@ class DMDFit:
     """The result of ``fit_dmd``: spectrum, amplitudes, and parameter-space vectors on demand (one pass each)."""
 
     def __init__(
-        self, core: _Core, source: torch.Tensor | SnapshotWindow, delays: int, rank_tol: float, device: torch.device
+        self, core: _Core, source: torch.Tensor | Recorded, delays: int, rank_tol: float, device: torch.device
     ):
         self._core = core
         self._source = source
@@ -193,7 +196,7 @@ class DMDFit:
         self.singular_values: torch.Tensor = core.singular_values
         self.rank: int = int(core.eigenvalues.shape[0])
         self.count: int = int(core.coefficients.shape[0])
-        self.numel: int = int(source.numel if isinstance(source, SnapshotWindow) else source.shape[1])
+        self.numel: int = int(source.shape[1] if isinstance(source, torch.Tensor) else source.numel)
         self.closest_index: int = int(torch.argmin((core.eigenvalues - 1).abs()))
         self.diagnostics: dict[str, float | None] = core.diagnostics
         scaled = core.block0[:, self.closest_index] * core.amplitudes[self.closest_index]
@@ -221,6 +224,8 @@ class DMDFit:
 
     def _pass(self, coeffs: torch.Tensor) -> torch.Tensor:
         """Σ_i coeffs[i] z_i for real (T, k) coefficients: one streamed pass over the snapshots."""
+        if isinstance(self._source, MemoryWindow):
+            return self._source.combine(coeffs, self.device)
         if isinstance(self._source, SnapshotWindow):
             blocks = self._source.chunks()
         else:
@@ -304,12 +309,12 @@ class DMDFit:
 
 
 def fit_dmd(
-    snapshots: torch.Tensor | SnapshotWindow,
+    snapshots: torch.Tensor | Recorded,
     rank_tol: float = 0.0,
     delays: int = 0,
     device: torch.device | str | None = None,
 ) -> DMDFit:
-    """Exact DMD of a trajectory: a (T, N) tensor (row t = θ(t0 + t)) or a recorded SnapshotWindow.
+    """Exact DMD of a trajectory: a (T, N) tensor (row t = θ(t0 + t)) or a recorded window (disk or memory).
 
     ``rank_tol`` drops directions with σ < rank_tol·σ_max (0: untruncated, as the paper; numerically null
     directions are always dropped and logged). ``delays`` = d uses the state [θ(t); …; θ(t−d)]. ``device`` runs
@@ -317,7 +322,7 @@ def fit_dmd(
     """
     if not 0 <= rank_tol < 1:
         raise ValueError(f"rank_tol must be in [0, 1), got {rank_tol}")
-    if isinstance(snapshots, SnapshotWindow):
+    if isinstance(snapshots, (SnapshotWindow, MemoryWindow)):
         gram = snapshots.increment_gram
         dev = torch.device(device) if device is not None else torch.device("cpu")
     else:

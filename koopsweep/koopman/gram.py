@@ -89,6 +89,11 @@ def delay_gram(gram: torch.Tensor, delays: int) -> torch.Tensor:
     return out
 
 
+def suffix_sums(coeffs: torch.Tensor) -> torch.Tensor:
+    """c_l = Σ_{i ≥ l} e_i (float64): the weights of the increments w_l in Σ_i e_i z_i = Σ_l c_l w_l."""
+    return coeffs.to(torch.float64).flip(0).cumsum(0).flip(0)
+
+
 def combine(
     blocks: Iterable[tuple[int, torch.Tensor]],
     numel: int,
@@ -103,7 +108,7 @@ def combine(
     if coeffs.dtype.is_complex:
         raise ValueError("combine takes real coefficients; split complex ones into real and imaginary parts")
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    suffix = coeffs.to(torch.float64).flip(0).cumsum(0).flip(0).to(dev)
+    suffix = suffix_sums(coeffs).to(dev)
     out = torch.zeros(numel, coeffs.shape[1], dtype=torch.float64, device=dev)
     prev: torch.Tensor | None = None
     expected = 0

@@ -22,6 +22,7 @@ import torch
 from koopsweep.atomic import atomic_write
 from koopsweep.koopman.chunkfile import read_header, read_rows, write_chunk
 from koopsweep.koopman.gram import column_slices, increments, scratch
+from koopsweep.koopman.memory import MemoryRecorder, MemoryWindow
 from koopsweep.koopman.window import FORMAT, GRAM_FILE, MANIFEST, VERSION, SnapshotWindow
 from koopsweep.atomic import write_json_atomic
 
@@ -184,7 +185,7 @@ class SnapshotHook:
     record the window again).
     """
 
-    def __init__(self, recorder: SnapshotRecorder, start: int, end: int, stride: int = 1):
+    def __init__(self, recorder: SnapshotRecorder | MemoryRecorder, start: int, end: int, stride: int = 1):
         if stride < 1 or end < start or start < 0:
             raise ValueError(f"need 0 <= start <= end and stride >= 1, got start={start}, end={end}, stride={stride}")
         self.recorder = recorder
@@ -217,7 +218,7 @@ class SnapshotHook:
         """True once the last recording point (≤ end) has been recorded."""
         return self.recorder.count == self.expected_count
 
-    def close(self) -> SnapshotWindow:
+    def close(self) -> SnapshotWindow | MemoryWindow:
         """Close the recorder; warns when the window was not recorded completely."""
         if not self.complete:
             log.warning(

@@ -1,10 +1,11 @@
 """The Koopman window of a run: recorded into its trunk while the dense run passes through it, fitted once.
 
-The window [t − window, t] is recorded under ``<trunk>/windows/<key>/`` and fitted under the trunk's lock. What
-pruning needs from the fit — its summary, the fixed point θ* (KMP) and the gradient reconstruction ĝ for the run's
-learning rate and momentum (KGP) — is computed in one pass over the snapshots and kept in ``<trunk>/fits/``: a few
-parameter vectors. The snapshots are then deleted (``store.keep_windows=true`` keeps them), so a Koopman run adds
-a few N-vectors to the store, not the window. A later run that needs another fit (other DMD settings, another
+The window [t − window, t] is recorded and fitted under the trunk's lock. What pruning needs from the fit — its
+summary, the fixed point θ* (KMP) and the gradient reconstruction ĝ for the run's learning rate and momentum
+(KGP) — is computed in one pass over the snapshots and kept in ``<trunk>/fits/``: a few parameter vectors. The
+snapshots themselves are held in memory and dropped after the fit (koopsweep.koopman.memory), so a Koopman run
+adds a few N-vectors to the store, not the window; ``store.keep_windows=true``, or a window larger than the
+memory budget, records them to ``<trunk>/windows/<key>/`` instead. A later run that needs another fit (other DMD settings, another
 learning rate) records the window again from the trunk's state at the window's start, bit for bit the same on
 the CPU, since data order and learning rate are functions of the iteration.
 """
@@ -20,6 +21,7 @@ import torch
 
 from koopsweep.errors import ArtifactError
 from koopsweep.koopman import SnapshotHook, SnapshotRecorder, SnapshotWindow, fit_dmd
+from koopsweep.koopman.memory import MemoryRecorder, MemoryWindow, memory_budget, window_bytes
 from koopsweep.store.artifacts import load_checked, save_checked
 from koopsweep.store.trunk import Trunk
 
@@ -73,6 +75,7 @@ class KoopmanWindow:
         self.gradient_key = gradient_key(lr * stride, momentum)
         self._hook: SnapshotHook | None = None
         self._vector_fn = None
+        self._in_memory: MemoryWindow | None = None
 
     @classmethod
     def for_run(cls, run: Run, trunk: Trunk) -> KoopmanWindow:
@@ -118,18 +121,28 @@ class KoopmanWindow:
             return False
         return snapshots.count == self.expected_count
 
+    def in_memory(self) -> bool:
+        """Record into memory: the snapshots are not kept and the window fits the memory budget."""
+        return not self.keep_snapshots and window_bytes(self.expected_count, self.numel) <= memory_budget(self.device)
+
     def record(self, iteration: int) -> None:
         """Trainer hook: record θ at the window's iterations (the recorder starts at the window's first one)."""
         if self._hook is None:
             if iteration != self.start:
                 return
-            recorder = SnapshotRecorder(self.directory, self.layout_hash, self.numel, self.chunk_size)
+            recorder: MemoryRecorder | SnapshotRecorder
+            if self.in_memory():
+                recorder = MemoryRecorder(self.layout_hash, self.numel, self.expected_count, self.chunk_size,
+                                          self.device)
+            else:
+                recorder = SnapshotRecorder(self.directory, self.layout_hash, self.numel, self.chunk_size)
             self._hook = SnapshotHook(recorder, self.start, self.end, self.stride)
         self._hook.maybe_record(iteration, self._vector_fn)
 
     def close(self) -> None:
         if self._hook is not None:
-            self._hook.close()
+            closed = self._hook.close()
+            self._in_memory = closed if isinstance(closed, MemoryWindow) else None
             self._hook = None
 
     # -------------------------------------------------------------------------------------------- fitting
@@ -139,7 +152,8 @@ class KoopmanWindow:
         Call under the trunk's lock: no other run reads the window while it is deleted.
         """
         start = time.perf_counter()
-        snapshots = SnapshotWindow.open(self.directory, self.layout_hash, verify="lazy")
+        snapshots = self._in_memory or SnapshotWindow.open(self.directory, self.layout_hash, verify="lazy")
+        self._in_memory = None  # the buffer goes with the fit
         fit = fit_dmd(snapshots, self.rank_tol, self.delays, device=self.device)
         last = self.expected_count - 1
         both = fit.combine_many([fit.fixed_point_weights(), fit.gradient_weights(last, self.lr * self.stride,
