@@ -93,6 +93,28 @@ def test_second_run_reuses_the_trunk_and_matches_a_run_without_reuse(make_cfg, t
         assert second["metrics"][key] == fresh["metrics"][key]
 
 
+def test_a_reused_cell_evaluates_only_what_is_its_own(make_cfg, tiny, monkeypatch):
+    """The dense evaluation at t comes from the trunk, the final one is the last period's: no state twice."""
+    from koopsweep.train import run as run_module
+
+    calls: list[int] = []
+    original = run_module.evaluate
+
+    def counting(model, x, y, batch_size):  # noqa: ANN001, ANN202
+        calls.append(1)
+        return original(model, x, y, batch_size)
+
+    monkeypatch.setattr(run_module, "evaluate", counting)
+    cut = [*tiny, "schedule.prune_at=1ep", "pruner=gmp"]  # 8 it/epoch, evaluations every 4 it
+    first = run_experiment(make_cfg([*cut, "pruner.fraction=0.5"], out="a"))
+    trained = len(calls)
+    second = run_experiment(make_cfg([*cut, "pruner.fraction=0.9"], out="b"))
+    assert trained == 5  # dense at 4 and 8 (reused as the dense result), pruned at 8, fine-tuning at 12 and 16
+    assert len(calls) - trained == 3  # pruned at 8, fine-tuning at 12 and 16 (= final)
+    for key in ("dense/test_acc", "dense/test_loss"):
+        assert second["metrics"][key] == first["metrics"][key]
+
+
 def _tree_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 

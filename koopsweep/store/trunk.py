@@ -1,7 +1,9 @@
 """A trunk: one dense run's states, snapshot windows, Koopman fits and curves under its content id.
 
 Layout under ``<store_dir>/trunks/<trunk_id>/``: ``spec.json`` (what the id hashes), ``lock``, ``states/
-it-<iteration>.pt`` (full training states), ``windows/<key>/`` (snapshot chunks and Gram), ``fits/<key>.pt``.
+it-<iteration>.pt`` (full training states), ``windows/<key>/`` (snapshot chunks and Gram, when kept),
+``fits/<key>.pt`` (what pruning needs from a Koopman fit), ``curves.jsonl`` (dense curves) and ``evals.jsonl``
+(the dense test evaluation at each pruning time, so the runs pruning there do not repeat it).
 """
 
 from __future__ import annotations
@@ -101,6 +103,25 @@ class Trunk:
             if record.get("iteration", until + 1) <= until:
                 records[record["iteration"]] = record
         return [records[i] for i in sorted(records)]
+
+    def cached_eval(self, key: str) -> dict[str, float] | None:
+        """A dense evaluation stored by an earlier run (``key`` names the iteration and the evaluation settings)."""
+        path = self.path / "evals.jsonl"
+        if not path.exists():
+            return None
+        for line in reversed(path.read_text().splitlines()):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash
+            if record.get("key") == key:
+                return {"acc": float(record["acc"]), "loss": float(record["loss"])}
+        return None
+
+    def save_eval(self, key: str, result: dict[str, float]) -> None:
+        """Keep a dense evaluation for the runs that prune at the same time (one JSON line, appended)."""
+        with open(self.path / "evals.jsonl", "a") as handle:
+            handle.write(json.dumps({"key": key, "acc": result["acc"], "loss": result["loss"]}) + "\n")
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,16 +28,25 @@ class Diverged(RuntimeError):
         self.loss = loss
 
 
-@torch.no_grad()
+def _eval_copy(model: nn.Module) -> nn.Module:
+    """The model to evaluate: a channels-last copy of a convolutional one (about 1.5-2x faster on CPUs), the model
+    itself otherwise. A copy, so the training model's layout, and with it every training step, is untouched."""
+    if any(p.dim() == 4 for p in model.parameters()):
+        return copy.deepcopy(model).to(memory_format=torch.channels_last)
+    return model
+
+
+@torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
     """Mean cross-entropy and accuracy over (x, y), in eval mode, restoring the previous mode after."""
     was_training = model.training
     model.eval()
+    net = _eval_copy(model)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        logits = model(xb)
+        logits = net(xb)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
         correct += (logits.argmax(1) == yb).sum()
     model.train(was_training)

@@ -55,14 +55,31 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     koopman: dict[str, Any] | None = None
+    _last_eval: tuple[tuple[int, int], dict[str, float]] | None = None
 
     def evaluate(self) -> dict[str, float]:
-        return evaluate(self.model, self.data.test_x, self.data.test_y, self.cfg.dataset.eval_batch_size)
+        """Test loss and accuracy of the model as it is now; the same state is evaluated once (the last period's
+        evaluation at the end of fine-tuning is the final one)."""
+        key = (self.trainer.iteration, id(self.trainer.masks))
+        if self._last_eval is None or self._last_eval[0] != key:
+            test = evaluate(self.model, self.data.test_x, self.data.test_y, self.cfg.dataset.eval_batch_size)
+            self._last_eval = (key, test)
+        return self._last_eval[1]
 
-    def record_eval(self, stage: str) -> None:
-        test = self.evaluate()
+    def record_eval(self, stage: str, test: dict[str, float] | None = None) -> None:
+        test = test or self.evaluate()
         self.metrics[f"{stage}/test_acc"] = test["acc"]
         self.metrics[f"{stage}/test_loss"] = test["loss"]
+
+    def record_dense_eval(self, trunk: Trunk) -> None:
+        """The dense model at the pruning time, evaluated once per trunk and evaluation setting, then reused."""
+        data, device = self.cfg.dataset, self.device
+        key = f"it{self.trainer.iteration}-test{data.test_size}-eb{data.eval_batch_size}-{self.cfg.precision}-{device.type}"
+        test = trunk.cached_eval(key)
+        if test is None:
+            test = self.evaluate()
+            trunk.save_eval(key, test)
+        self.record_eval("dense", test)
 
     def amount(self) -> Amount:
         """How many prunable parameters this run removes (from pruner.fraction or pruner.compression)."""
@@ -253,7 +270,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
             resumed = checkpoint.restore(run)
             if not resumed:
                 fit = train_trunk(run, trunk, tracker)
-                run.record_eval("dense")
+                run.record_dense_eval(trunk)
                 if run.scorer is not None:
                     prune(run, prune_context(run, fit), tracker)
                 run.record_eval("pruned")
