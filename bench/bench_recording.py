@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (the run's device setting)")
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
     mnist = (Path(args.data_dir) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
@@ -52,7 +53,7 @@ def main() -> None:
         "dataset=mnist_mini"]
     base = [f"model={args.model}", *data, "logger=none", "store.reuse=false", f"threads={args.threads}",
             "progress=false", f"schedule.train={args.epochs}ep", "schedule.finetune=0it", "schedule.eval_every=1ep",
-            "koopman.window=1ep", "pruner.fraction=0.9"]
+            "koopman.window=1ep", "pruner.fraction=0.9", f"device={args.device}"]
     timings: dict[str, list[float]] = {"gmp": [], "kmp": []}
     fit = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +65,8 @@ def main() -> None:
                     fit.append(metrics["time/koopman_fit_s"])
                 print(f"  round {r + 1}: {method} dense {seconds:.1f} s", flush=True)
     plain, recorded = statistics.median(timings["gmp"]), statistics.median(timings["kmp"])
-    print(f"\n{args.model} on {'MNIST' if mnist else 'mnist_mini'}, {args.epochs} epochs dense, window = last epoch")
+    print(f"\n{args.model} on {'MNIST' if mnist else 'mnist_mini'}, {args.epochs} epochs dense, window = last epoch, "
+          f"device {args.device}, {args.threads} threads")
     print(f"dense training without recording (baseline): {plain:7.1f} s (median of {args.repeats})")
     print(f"dense training with recording:               {recorded:7.1f} s")
     print(f"recording overhead:                          {100 * (recorded / plain - 1):+7.2f} %")

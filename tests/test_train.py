@@ -118,3 +118,16 @@ def test_pruning_before_the_koopman_window_fits_is_refused(make_cfg, tiny):
 
     with pytest.raises(ConfigError, match="snapshots"):
         run_experiment(make_cfg([*tiny, "pruner=kmp", "schedule.prune_at=1it"]))
+
+
+def test_optimizers_come_from_their_target_with_the_settings_they_accept(make_cfg, tiny):
+    """Hydra's _target_/_partial_ convention: any torch.optim class, extra arguments through optimizer.kwargs."""
+    run = build_run(make_cfg([*tiny, "optimizer._target_=torch.optim.RMSprop", "optimizer.name=rmsprop",
+                              "optimizer.lr=0.01", "+optimizer.kwargs.alpha=0.9"]))
+    optimizer = run.trainer.optimizer
+    assert isinstance(optimizer, torch.optim.RMSprop)
+    group = optimizer.param_groups[0]
+    assert group["alpha"] == 0.9 and group["lr"] == 0.01 and group["momentum"] == 0.9  # sgd.yaml's, RMSprop takes it too
+    adam = build_run(make_cfg([*tiny, "optimizer=adam"])).trainer.optimizer
+    assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["betas"] == (0.9, 0.999)
+    assert run.gradient_settings()[1] == 0.0  # KGP's heavy-ball correction is for SGD only

@@ -10,12 +10,12 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from koopsweep.errors import ConfigError
 from koopsweep.steps import Step, definitely_after
 
-OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "step", "cosine")
 SCOPES = ("global", "layer")
 KINDS = ("weight", "bias")
@@ -65,11 +65,13 @@ def check_config(cfg: DictConfig) -> None:
             _range(f"dataset.{key}", value, lambda v: v > 0, "a positive integer or null for all")
 
     opt = cfg.optimizer
-    _choice("optimizer.name", opt.name, OPTIMIZERS)
+    optimizer = import_target("optimizer._target_", opt._target_, "torch.optim optimizer class (see conf/optimizer/)")
+    if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
+        raise ConfigError(f"optimizer._target_={opt._target_} is not a torch.optim.Optimizer class")
     _range("optimizer.lr", opt.lr, lambda v: v > 0, "a positive learning rate")
     _range("optimizer.momentum", opt.momentum, lambda v: 0 <= v < 1, "0 <= momentum < 1")
     _range("optimizer.weight_decay", opt.weight_decay, lambda v: v >= 0, "weight_decay >= 0")
-    if opt.nesterov and opt.name == "sgd" and opt.momentum == 0:
+    if opt.nesterov and issubclass(optimizer, torch.optim.SGD) and opt.momentum == 0:
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
 
     sched = cfg.schedule

@@ -36,8 +36,13 @@ class DatasetConfig:
 
 @dataclass
 class OptimizerConfig:
-    """SGD (heavy-ball or Nesterov momentum) or Adam."""
+    """A torch optimizer class (``_target_``, built partially and called with the parameters), e.g. SGD or Adam.
 
+    The fields its constructor accepts are passed to it; ``kwargs`` carries any others (e.g. RMSprop's alpha).
+    """
+
+    _target_: str = "torch.optim.SGD"
+    _partial_: bool = True
     name: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.0
@@ -45,6 +50,7 @@ class OptimizerConfig:
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -6,24 +6,37 @@ iteration (and branching at the pruning time) reproduces the dense run exactly.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from koopsweep.steps import Step
 
 
+def optimizer_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """The config's settings that ``cfg._target_``'s constructor takes, plus ``cfg.kwargs`` (lists as tuples)."""
+    accepted = inspect.signature(get_class(cfg._target_)).parameters
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(settings, dict)
+    chosen = {k: v for k, v in settings.items() if k in accepted and k != "params"}
+    chosen.update(settings.get("kwargs") or {})
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in chosen.items()}
+
+
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: DictConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov, weight decay) or Adam from ``cfg.optimizer``."""
-    if cfg.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
-        )
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.name!r}")
+    """``cfg._target_`` (a torch.optim class, Hydra's ``_partial_`` convention) with the settings it accepts."""
+    partial = instantiate({"_target_": cfg._target_, "_partial_": True, **optimizer_arguments(cfg)})
+    return partial(params)
+
+
+def sgd_momentum(cfg: DictConfig) -> float:
+    """The momentum of a torch.optim.SGD optimizer (what KGP's heavy-ball correction undoes), 0 for others."""
+    return float(cfg.momentum) if issubclass(get_class(cfg._target_), torch.optim.SGD) else 0.0
 
 
 def lr_function(

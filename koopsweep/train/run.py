@@ -34,7 +34,7 @@ from koopsweep.tracking import Tracker, flatten_config
 from koopsweep.train import runtime
 from koopsweep.train.koopman_window import FitVectors
 from koopsweep.train.loop import Diverged, Trainer, evaluate
-from koopsweep.train.optim import build_optimizer, lr_function
+from koopsweep.train.optim import build_optimizer, lr_function, sgd_momentum
 from koopsweep.train.plan import Plan
 from koopsweep.train.preempt import Preempted, catch_stop_signals
 
@@ -89,10 +89,8 @@ class Run:
 
     def gradient_settings(self) -> tuple[float, float]:
         """(η, β) at the pruning time: the last dense step's learning rate and the heavy-ball momentum KGP undoes."""
-        opt = self.cfg.optimizer
         lr = self.trainer.lr_at(max(self.plan.prune_at - 1, 0))
-        undo = opt.name == "sgd" and self.cfg.koopman.momentum_correction
-        return lr, float(opt.momentum) if undo else 0.0
+        return lr, sgd_momentum(self.cfg.optimizer) if self.cfg.koopman.momentum_correction else 0.0
 
     def timed(self, key: str, seconds: float) -> None:
         self.timings[f"time/{key}_s"] = self.timings.get(f"time/{key}_s", 0.0) + seconds
