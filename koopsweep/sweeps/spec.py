@@ -2,7 +2,7 @@
 
 A sweep file is W&B's own format, so the same file drives `wandb sweep` online and `koopsweep sweep local|slurm`
 offline. What W&B would accept but koopsweep cannot run is refused here, in one line: values that `str()` turns into
-something Hydra reads differently (DESIGN §5), a command without `${args_no_hyphens}`, search methods other than grid.
+something Hydra reads differently, a command without `${args_no_hyphens}`, search methods other than grid.
 """
 
 from __future__ import annotations

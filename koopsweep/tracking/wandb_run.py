@@ -1,6 +1,6 @@
 """The one place that talks to Weights & Biases: start, log, summarise and always finish a run.
 
-Why a wrapper: the pitfalls of DESIGN §5 live here once. An online `wandb.init` without a key prompts for a login
+Why a wrapper: W&B's known pitfalls are handled here once. An online `wandb.init` without a key prompts for a login
 (a hung SLURM job), so the mode is resolved beforehand; several Hydra jobs in one process must not share a run
 (`reinit="finish_previous"` and a context manager that always finishes); sweep-set keys are locked in the W&B
 config, so the resolved Hydra config is logged whole under its own key and the flat keys are for display only.
