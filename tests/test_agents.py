@@ -42,6 +42,8 @@ def test_nvidia_smi_listing_pins_by_uuid_and_splits_mig_gpus():
     assert devices[1].label == "GPU 1 MIG 3g.20gb device 0"
     assert parse_nvidia_smi("GPU 0: Old driver\n") == [Device("0", "GPU 0: Old driver")]  # no UUID: the index
     assert parse_nvidia_smi("No devices were found\n") == []
+    real = "GPU 0: NVIDIA H200 (UUID: GPU-8a9d0e63-9bd7-7e6c-4f25-dedc6900cc47)\n"  # an H200 machine's output
+    assert parse_nvidia_smi(real) == [Device("GPU-8a9d0e63-9bd7-7e6c-4f25-dedc6900cc47", "GPU 0: NVIDIA H200")]
 
 
 @pytest.mark.parametrize(

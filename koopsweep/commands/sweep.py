@@ -158,5 +158,6 @@ def main(argv: Sequence[str]) -> None:
         print(f"created W&B sweep {path}: {made['runs']} runs, {made['trunks']} trunks")
         print("start one agent per GPU or node (each takes the next grid point until the grid is done):")
         print(f"  {made['agent']}")
+        print(f"or one per GPU of a box, each pinned to its GPU: koopsweep agent {path}")
     else:  # pragma: no cover - argparse rejects other verbs
         raise ConfigError(f"unknown verb {args.verb}")
