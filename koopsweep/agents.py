@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -44,8 +45,6 @@ class Agent:
 
     def shell(self) -> str:
         """The agent as one shell line, variables first (what ``koopsweep agent --dry-run`` prints)."""
-        import shlex
-
         line = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in self.env.items()), shlex.join(self.argv)])
         return f"{line}    # {self.device.label if self.device else 'CPU'}"
 

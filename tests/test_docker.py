@@ -7,6 +7,7 @@ from the result, as the image's code layer does.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -22,8 +23,9 @@ from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILES = [REPO / "docker" / "Dockerfile", REPO / "docker" / "Dockerfile.cpu"]
-sys.path.insert(0, str(REPO / "docker"))
-import requirements as image_requirements  # noqa: E402 - docker/requirements.py, run by the Dockerfiles
+_spec = importlib.util.spec_from_file_location("docker_requirements", REPO / "docker" / "requirements.py")
+image_requirements = importlib.util.module_from_spec(_spec)  # docker/requirements.py, which the Dockerfiles run
+_spec.loader.exec_module(image_requirements)
 
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
