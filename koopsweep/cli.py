@@ -85,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     from koopsweep.commands import COMMANDS
 
+    if "--version" in argv and not (argv and argv[0] in COMMANDS):  # before Hydra, which prints only its own
+        from koopsweep.versions import version_text
+
+        print(version_text())
+        return
     if argv and argv[0] in COMMANDS:
         try:
             COMMANDS[argv[0]](argv[1:])

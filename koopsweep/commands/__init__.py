@@ -17,4 +17,5 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "store": _lazy("store"),
     "sweep": _lazy("sweep"),
     "report": _lazy("report"),
+    "agent": _lazy("agent"),
 }

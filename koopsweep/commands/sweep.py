@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from koopsweep.errors import ConfigError
 
 EPILOG = """examples:
-  koopsweep sweep validate sweeps/timing_kmp.yaml
+  koopsweep sweep validate smoke                                   # a sweep shipped with koopsweep, by name
+  koopsweep sweep validate sweeps/timing_kmp.yaml                  # a file: yours, or one in a checkout
   koopsweep sweep local sweeps/smoke.yaml --jobs 2 --threads 1
   koopsweep sweep local sweeps/timing_kmp.yaml --only seed=0,1      # a slice: two of the file's three seeds
   koopsweep sweep local sweeps/converged_mnistnet.yaml device=cuda --dry-run
@@ -32,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
 
     def verb(name: str, help_text: str, extra: bool = True) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("file", help="sweep file (W&B format, method: grid), e.g. sweeps/smoke.yaml")
+        sub.add_argument(
+            "file",
+            help="a sweep file (W&B format, method: grid), e.g. sweeps/smoke.yaml, or the name of a shipped sweep "
+            "(smoke, converged_mnistnet, converged_resnet20, timing_kmp, timing_kgp)",
+        )
         if extra:
             sub.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. device=cuda")
             sub.add_argument(
@@ -153,5 +158,6 @@ def main(argv: Sequence[str]) -> None:
         print(f"created W&B sweep {path}: {made['runs']} runs, {made['trunks']} trunks")
         print("start one agent per GPU or node (each takes the next grid point until the grid is done):")
         print(f"  {made['agent']}")
+        print(f"or one per GPU of a box, each pinned to its GPU: koopsweep agent {path}")
     else:  # pragma: no cover - argparse rejects other verbs
         raise ConfigError(f"unknown verb {args.verb}")

@@ -195,8 +195,10 @@ def parse_spec(raw: Any, path: Path) -> SweepSpec:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and check a sweep file."""
-    path = Path(path)
+    """Read and check a sweep file, given by path or by the name of a shipped sweep (koopsweep.sweeps.files)."""
+    from koopsweep.sweeps.files import resolve_sweep
+
+    path = resolve_sweep(path)
     try:
         text = path.read_text()
     except OSError as exc:
