@@ -27,11 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def cell(tree: Path, root: Path, data_dir: str, threads: int, fraction: float, out: str) -> dict:
+def cell(tree: Path, root: Path, data_dir: str, threads: int, fraction: float, out: str, device: str = "cpu") -> dict:
     """Run one cell in a fresh process from ``tree``; return its wall time and its own timings."""
     args = [sys.executable, "-m", "koopsweep", "model=mnistnet", "dataset=mnist", f"paths.data_dir={data_dir}",
             "dataset.source.download=false", "schedule.train=1ep", "schedule.finetune=1ep", "pruner=gmp",
-            f"pruner.fraction={fraction}", f"threads={threads}", "logger=none", "progress=false",
+            f"pruner.fraction={fraction}", f"threads={threads}", "logger=none", "progress=false", f"device={device}",
             f"hydra.run.dir={root / 'runs' / out}"]
     env = {**os.environ, "PYTHONPATH": str(tree), "KOOPSWEEP_ROOT": str(root), "WANDB_MODE": "disabled",
            "OMP_NUM_THREADS": str(threads)}
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="the cells' device: cpu or cuda")
     args = parser.parse_args()
     trees = dict(t.split("=", 1) for t in args.tree) or {"this": str(REPO)}
     measured: dict[str, list[dict]] = {name: [] for name in trees}
@@ -59,16 +60,16 @@ def main() -> None:
         for name, tree in trees.items():  # one trunk per tree (the store layout may differ between versions)
             root = Path(tmp) / name
             root.mkdir()
-            cell(Path(tree).resolve(), root, args.data_dir, args.threads, 0.5, "trunk")
+            cell(Path(tree).resolve(), root, args.data_dir, args.threads, 0.5, "trunk", args.device)
         for r in range(args.repeats):
             order = list(trees.items()) if r % 2 == 0 else list(reversed(trees.items()))
             for name, tree in order:
                 got = cell(Path(tree).resolve(), Path(tmp) / name, args.data_dir, args.threads, 0.6 + 0.05 * r,
-                           f"cell{r}")
+                           f"cell{r}", args.device)
                 measured[name].append(got)
                 print(f"  round {r + 1} {name}: wall {got['wall']:.1f} s, fine-tuning {got['finetune']:.1f} s",
                       flush=True)
-    print(f"\nreused GMP cell, MnistNet on MNIST, 1 epoch of fine-tuning, {args.threads} threads, "
+    print(f"\nreused GMP cell, MnistNet on MNIST, 1 epoch of fine-tuning, {args.device}, {args.threads} threads, "
           f"median of {args.repeats}:")
     print(f"{'tree':<10}{'wall s':>9}{'fine-tune s':>13}{'outside s':>11}{'outside / fine-tune':>22}"
           f"{'in-process outside s':>23}")
