@@ -219,3 +219,38 @@ def test_preempted_run_is_marked_for_requeue(wandb_offline: Path, tmp_path: Path
     assert state["summary"]["status"] == "preempted" and state["preempting"] and state["exit_code"] == 143
     with pytest.raises(ValueError, match="status"):
         t.finish("crashed")
+
+
+def test_unreachable_server_falls_back_to_offline_within_bounded_wait(
+    wandb_offline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An API key and no server (a closed loopback port): the run goes on offline, same id, one line, ≤ 15 s."""
+    import socket
+
+    from koopsweep.tracking import wandb_run
+
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef" * 2 + "01234567")
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("WANDB_INIT_TIMEOUT", raising=False)
+    monkeypatch.setattr(wandb_run, "_unreachable", [], raising=False)
+    start = time.monotonic()
+    tracker = Tracker.start("auto", "koopsweep", run_dir=tmp_path / "run", resolved_config={"seed": 0},
+                            run_id="unreachable-1")
+    waited = time.monotonic() - start
+    with tracker:
+        tracker.log({"loss": 1.0}, step=0)
+    out = capsys.readouterr()
+    lines = [ln for ln in (out.out + out.err).splitlines() if ln.startswith("koopsweep:")]
+    assert tracker.mode == "offline" and tracker.run_id == "unreachable-1"
+    assert waited <= 15.0, f"waited {waited:.1f} s for the unreachable server"
+    assert len(lines) == 1 and "unreachable" in lines[0] and f"wandb sync {tracker.offline_dir}" in lines[0]
+    state = _offline_state(tracker.offline_dir)
+    assert state["id"] == "unreachable-1" and state["summary"]["status"] == "finished" and state["exit_code"] == 0
+    # the next job of the same process does not wait for the server again
+    start = time.monotonic()
+    with Tracker.start("auto", "koopsweep", run_dir=tmp_path / "run2", resolved_config={}, run_id="unreachable-2") as t2:
+        assert t2.mode == "offline"
+    assert time.monotonic() - start < 8.0
