@@ -20,7 +20,7 @@ import torch
 
 from koopsweep.errors import ArtifactError
 from koopsweep.koopman import SnapshotHook, SnapshotRecorder, SnapshotWindow, fit_dmd
-from koopsweep.store.artifacts import load_checked, save_checked
+from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
 from koopsweep.store.trunk import Trunk
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ class KoopmanWindow:
             return load_checked(self.fit_path, expect={"layout_hash": self.layout_hash})
         except ArtifactError as exc:
             log.warning("%s; fitting again", exc)
+            remove_checked(self.fit_path)  # rebuilt by this fit, and warned about once
             return {}
 
     def cached(self) -> FitVectors | None:
