@@ -254,3 +254,26 @@ def test_unreachable_server_falls_back_to_offline_within_bounded_wait(
     with Tracker.start("auto", "koopsweep", run_dir=tmp_path / "run2", resolved_config={}, run_id="unreachable-2") as t2:
         assert t2.mode == "offline"
     assert time.monotonic() - start < 8.0
+
+
+def test_runs_of_other_experiments_or_groups_never_share_a_wandb_run_id(make_cfg, monkeypatch, tmp_path: Path) -> None:
+    """The branch id leaves out experiment_name and logger.group; the W&B run id must not (else uploads merge)."""
+    from koopsweep.store import branch_id
+    from koopsweep.train import run as run_module
+
+    seen: list[str] = []
+
+    def fake_start(cls, **kwargs: Any) -> Tracker:  # noqa: ANN001 - classmethod stand-in
+        seen.append(kwargs["run_id"])
+        return Tracker(None, "disabled", tmp_path, None)
+
+    monkeypatch.setattr(Tracker, "start", classmethod(fake_start))
+    variants = [[], ["experiment_name=other", "logger.group=mine"], ["logger.group=mine"], ["experiment_name=other"],
+                ["schedule.eval_every=2ep"]]
+    cfgs = [make_cfg(v, out=f"v{i}") for i, v in enumerate(variants)]
+    cfgs.append(make_cfg(["threads=2", "logger.mode=offline"], out="rerun"))  # the first command again, elsewhere
+    for cfg in cfgs:
+        run_module.start_tracker(cfg, run_module._resolved(cfg), tmp_path, "trunk", branch_id(cfg))
+    assert len({branch_id(cfg) for cfg in cfgs}) == 1  # one cell of the grid: the numbers are the same
+    assert len(set(seen[:-1])) == len(variants)  # but five different W&B runs
+    assert seen[-1] == seen[0]  # and the same command resumes its own run

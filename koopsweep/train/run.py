@@ -27,6 +27,7 @@ from koopsweep.prune.scorers import GradientMagnitudeScorer, PruneContext, Score
 from koopsweep.atomic import write_json_atomic
 from koopsweep.results import package_versions, summary_table
 from koopsweep.store import branch_id, trunk_id, trunk_spec
+from koopsweep.store.ids import wandb_run_id
 from koopsweep.store.artifacts import save_checked
 from koopsweep.store.branch import BranchCheckpoint
 from koopsweep.store.trunk import Trunk
@@ -203,7 +204,8 @@ def _resolved(cfg: DictConfig) -> dict[str, Any]:
 def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trunk: str, branch: str) -> Tracker:
     """One W&B run per grid cell, grouped by experiment, tagged with method, model, dataset and trunk.
 
-    The W&B run id is the branch id, so a preempted or re-issued cell resumes its own run instead of adding one.
+    The W&B run id is the branch id and the rest of the config (store.ids.wandb_run_id): a preempted or re-issued
+    cell resumes its own run, and two experiments or groups never share one.
     """
     log = cfg.logger
     pruner = cfg.pruner
@@ -222,7 +224,7 @@ def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trun
         run_dir=out_dir,
         resolved_config=resolved,
         display_config=display,
-        run_id=branch,
+        run_id=wandb_run_id(resolved, branch),
         notes=log.notes,
     )
 
