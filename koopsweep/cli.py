@@ -64,9 +64,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             fail(error)
         return
     from koopsweep.config.preflight import normalize
+    from koopsweep.sweeps.requeue import strip_run_config
 
     try:
-        argv = normalize(argv)
+        argv = normalize(strip_run_config(argv))  # a W&B agent resuming a sweep run re-passes its whole config
         preflight(argv)
     except KoopsweepError as error:
         fail(error)

@@ -92,3 +92,30 @@ def test_a_glob_multirun_of_ones_own_experiment_runs(myconf: Path, tmp_path: Pat
     main(["-cd", str(myconf), "experiment=mine", "pruner=glob(g*)", "logger=none", "-m"])
     results = [json.loads(p.read_text()) for p in (tmp_path / "outputs" / "multiruns").rglob("results.json")]
     assert sorted(r["pruner"] for r in results) == ["ggp", "gmp"]
+
+
+def test_a_sweep_run_requeued_by_a_wandb_agent_resumes_its_own_branch(tmp_path: Path, capsys) -> None:
+    """On resume the agent re-passes the run's whole W&B config (koopsweep's flat keys, hydra_cfg, trunk_id,
+    branch_id, _wandb) after the sweep command's own arguments; the run must compose the same config again."""
+    from koopsweep.sweeps.agent import expand
+    from koopsweep.tracking import flatten_config
+
+    command = ["logger=none", "dataset=synthetic", "dataset.source.train=256", "dataset.source.test=128",
+               "dataset.batch_size=64", "schedule.train=1ep", "schedule.finetune=2it"]  # the sweep's fixed part
+    main([*command, "pruner=gmp", "pruner.fraction=0.5", f"hydra.run.dir={tmp_path}/out/first"])
+    first = json.loads((tmp_path / "out" / "first" / "results.json").read_text())
+    resolved = first["config"]
+    run_config = {**flatten_config(resolved), "trunk_id": first["trunk_id"], "branch_id": first["branch_id"],
+                  "hydra_cfg": resolved, "pruner": "gmp",
+                  "_wandb": {"cli_version": "0.31.0", "python_version": "3.11.7", "t": {"1": [1, 5], "4": "3.11"}}}
+    assert resolved["pruner"]["compression"] is None and resolved["progress"] is None  # re-passed as "None"
+    requeued = [*command, *expand(["${args_no_hyphens}"], None, run_config), f"hydra.run.dir={tmp_path}/out/again"]
+    assert any(a.startswith("hydra_cfg={") for a in requeued) and any(a.startswith("_wandb=") for a in requeued)
+    capsys.readouterr()
+    main(requeued)
+    again = json.loads((tmp_path / "out" / "again" / "results.json").read_text())
+    assert again["branch_id"] == first["branch_id"] and again["trunk_id"] == first["trunk_id"]
+    assert again["metrics"]["trunk/reused_iterations"] == again["iterations"]["prune_at"]
+    assert again["metrics"]["final/test_loss"] == first["metrics"]["final/test_loss"]
+    same = {k: v for k, v in again["config"].items() if k != "paths"}
+    assert same == {k: v for k, v in resolved.items() if k != "paths"}
