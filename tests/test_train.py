@@ -118,3 +118,12 @@ def test_pruning_before_the_koopman_window_fits_is_refused(make_cfg, tiny):
 
     with pytest.raises(ConfigError, match="snapshots"):
         run_experiment(make_cfg([*tiny, "pruner=kmp", "schedule.prune_at=1it"]))
+
+
+def test_a_koopman_window_longer_than_the_time_before_pruning_is_clipped_with_one_warning(make_cfg, tiny, caplog):
+    """The paper's timing sweeps prune as early as 50it with a 1ep window: clipped to iteration 0, and said so."""
+    results = run_experiment(make_cfg([*tiny, "pruner=kmp", "schedule.prune_at=5it", "koopman.window=1ep"]))
+    clipped = [r for r in caplog.records if "was clipped" in r.getMessage()]
+    assert len(clipped) == 1 and clipped[0].levelname == "WARNING"
+    assert "koopman.window=1ep (8 it)" in clipped[0].getMessage() and "[0, 5] (6 snapshots)" in clipped[0].getMessage()
+    assert results["status"] == "finished" and results["koopman"]["snapshots"] == 6

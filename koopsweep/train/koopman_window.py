@@ -77,7 +77,14 @@ class KoopmanWindow:
     @classmethod
     def for_run(cls, run: Run, trunk: Trunk) -> KoopmanWindow:
         koop = run.cfg.koopman
-        run.plan.check_koopman_window(koop.delays)
+        plan = run.plan
+        plan.check_koopman_window(koop.delays)
+        if plan.window_clipped:  # early pruning times of the paper's timing sweeps rely on this: say it, once
+            log.warning(
+                "koopman.window=%s (%d it) reaches back before iteration 0 when pruning at iteration %d: the window "
+                "was clipped to [0, %d] (%d snapshots)", koop.window, plan.window_requested, plan.prune_at,
+                plan.prune_at, plan.window_snapshots,
+            )
         lr, momentum = run.gradient_settings()
         window = cls(trunk, run.space.layout_hash, run.space.numel, run.plan.window_start, run.plan.prune_at,
                      koop.stride, koop.chunk_size, koop.rank_tol, koop.delays, run.device, lr, momentum,
