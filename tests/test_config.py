@@ -104,3 +104,21 @@ def test_multirun_expansion_matches_the_cartesian_product():
     jobs = expand_overrides(["pruner.fraction=0.5,0.9", "seed=0,1,2", "model=mnistnet"], multirun=True)
     assert len(jobs) == 6
     assert ["pruner.fraction=0.9", "seed=2", "model=mnistnet"] in jobs
+
+
+def test_unusable_paths_are_one_line_before_any_data_is_loaded(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("koopsweep.train.run.load_dataset", lambda *a, **k: pytest.fail("data were loaded"))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    cases = [
+        (f"paths.store_dir={a_file}", f"paths.store_dir={a_file} is not a folder: give a folder"),
+        (f"paths.store_dir={a_file}/store", f"is not a folder ({a_file} is a file)"),
+        ("paths.store_dir=/proc/koopsweep-store", "paths.store_dir=/proc/koopsweep-store cannot be written"),
+        (f"paths.data_dir={a_file}", f"paths.data_dir={a_file} is not a folder"),
+    ]
+    for override, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["logger=none", override])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "outputs").exists()
