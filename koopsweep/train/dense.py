@@ -6,6 +6,7 @@ later time, or one that was stopped, resumes from the latest state instead of st
 
 from __future__ import annotations
 
+from koopsweep.errors import ArtifactError
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import Tracker
 from koopsweep.train import state as train_state
@@ -35,11 +36,12 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
         recording = window if window is not None and fit is None else None
         if recording is None or recording.complete():
             state = trunk.load_state(target, layout) if target in trunk.state_iterations() else None
-            if state is not None:
+            fitted = recording.fit_or_discard() if recording is not None and state is not None else fit
+            if state is not None and (recording is None or fitted is not None):
                 train_state.restore(run.trainer, state, run.space)
                 run.metrics["trunk/reused_iterations"] = target
                 _replay_curve(trunk, tracker, target)
-                return recording.fit_and_cache() if recording is not None else fit
+                return fitted
         start_limit = recording.start if recording is not None else target
         state = trunk.latest_state(start_limit, layout)
         if state is not None:
@@ -71,5 +73,9 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
             trunk.save_state(target, train_state.capture(run.trainer), layout)
         if recording is not None:
             recording.close()
-            return recording.fit_and_cache()
+            try:
+                return recording.fit_and_cache()
+            except ArtifactError:
+                recording.discard()  # written just now and already unreadable: the next run records it again
+                raise
     return fit

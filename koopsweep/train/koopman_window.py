@@ -140,7 +140,25 @@ class KoopmanWindow:
             self._hook.close()
             self._hook = None
 
+    def discard(self) -> None:
+        """Delete the recorded snapshots (under the trunk's lock), so that the next recording starts clean."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
     # -------------------------------------------------------------------------------------------- fitting
+    def fit_or_discard(self) -> FitVectors | None:
+        """Fit a complete recorded window; None (one warning, window deleted) when a chunk does not verify.
+
+        Completeness is checked from sizes and headers only; the checksums are read by the fit itself, so a chunk
+        corrupted on disk shows up here. Deleting the window lets the caller record it again now, instead of the
+        same error on every rerun.
+        """
+        try:
+            return self.fit_and_cache()
+        except ArtifactError as exc:
+            log.warning("%s; recording the window again", exc)
+            self.discard()
+            return None
+
     def fit_and_cache(self) -> FitVectors:
         """Fit the recorded window, keep what pruning needs in the fit cache, then drop the snapshots.
 
