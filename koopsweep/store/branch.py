@@ -1,4 +1,4 @@
-"""A branch's own checkpoint: the fine-tuning state and the metrics measured so far, for exact resume."""
+"""A branch's own checkpoint: the fine-tuning state, the metrics and Koopman fit summary so far, for exact resume."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class BranchCheckpoint:
         self.layout_hash = layout_hash
 
     def save(self, run: "Run") -> None:
-        payload = {"trainer": train_state.capture(run.trainer), "metrics": run.metrics, "timings": run.timings}
+        payload = {"trainer": train_state.capture(run.trainer), "metrics": run.metrics, "timings": run.timings,
+                   "koopman": run.koopman}  # the fit summary: results.json and the spectrum figure after a resume
         save_checked(self.path, payload, {"layout_hash": self.layout_hash})
 
     def restore(self, run: "Run") -> bool:
@@ -40,6 +41,7 @@ class BranchCheckpoint:
         train_state.restore(run.trainer, payload["trainer"], run.space)
         run.metrics.update(payload["metrics"])
         run.timings.update(payload["timings"])
+        run.koopman = payload.get("koopman")
         return True
 
     def clear(self) -> None:

@@ -315,12 +315,14 @@ class Tracker:
             self._run.log({key: table}, step=step)
 
     def log_spectrum(
-        self, eigenvalues: Any, chosen_index: int, key: str = "koopman/spectrum", step: int | None = None
+        self, eigenvalues: Any, chosen_index: int, key: str = "koopman/spectrum", step: int | None = None,
+        upload: bool = True,
     ) -> Path:
         """Plot eigenvalues in the complex plane with the unit circle and the chosen one highlighted.
 
         The PNG is saved under `run_dir/figures/` in every mode (it is a result, not a W&B file) and logged as a
-        wandb.Image when a run is active. Returns the PNG path.
+        wandb.Image when a run is active and `upload` (a resumed run redraws its figure without logging it twice).
+        Returns the PNG path.
         """
         self._active()
         if hasattr(eigenvalues, "detach"):  # torch tensor, possibly on a GPU
@@ -338,7 +340,7 @@ class Tracker:
             f"chosen λ = {chosen.real:.6f}{chosen.imag:+.6f}i (|λ-1| = {abs(chosen - 1):.2e}), {len(lam)} eigenvalues"
         )
         _plot_spectrum(lam, chosen, caption, path)
-        if self._run is not None:
+        if self._run is not None and upload:
             import wandb
 
             self._run.log({key: wandb.Image(str(path), caption=caption)}, step=step)

@@ -157,8 +157,6 @@ def log_koopman(run: Run, ctx: PruneContext, tracker: Tracker) -> None:
     """The chosen eigenvalue, kept rank, mode's imaginary share and the whole spectrum (results and W&B)."""
     fit = ctx.koopman()
     summary = fit.summary()
-    lam = torch.complex(torch.tensor(summary["spectrum"]["re"]), torch.tensor(summary["spectrum"]["im"]))
-    chosen = int(torch.argmin((lam - 1).abs()))
     run.koopman = summary
     run.metrics.update(
         {
@@ -172,7 +170,15 @@ def log_koopman(run: Run, ctx: PruneContext, tracker: Tracker) -> None:
             "time/koopman_fit_s": fit.seconds,
         }
     )
-    tracker.log_spectrum(lam, chosen, step=run.trainer.iteration)
+    plot_spectrum(run, tracker)
+
+
+def plot_spectrum(run: Run, tracker: Tracker, upload: bool = True) -> None:
+    """The spectrum of ``run.koopman`` with the eigenvalue nearest 1 marked (figures/, and W&B when ``upload``)."""
+    spectrum = run.koopman["spectrum"]
+    lam = torch.complex(torch.tensor(spectrum["re"]), torch.tensor(spectrum["im"]))
+    chosen = int(torch.argmin((lam - 1).abs()))
+    tracker.log_spectrum(lam, chosen, step=run.plan.prune_at, upload=upload)
 
 
 def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
@@ -253,6 +259,8 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         run.trainer.stop_requested = stop
         try:
             resumed = checkpoint.restore(run)
+            if resumed and run.koopman is not None:
+                plot_spectrum(run, tracker, upload=False)  # this folder's figure; W&B has it from before the stop
             if not resumed:
                 fit = train_trunk(run, trunk, tracker)
                 run.record_eval("dense")
