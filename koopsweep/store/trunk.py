@@ -7,18 +7,18 @@ it-<iteration>.pt`` (full training states), ``windows/<key>/`` (snapshot chunks 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from koopsweep.errors import ArtifactError
 from koopsweep.atomic import write_json_atomic
 from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
+from koopsweep.store.lock import hold
 
 log = logging.getLogger(__name__)
 _STATE_RE = re.compile(r"^it-(\d+)\.pt$")
@@ -30,19 +30,23 @@ class Trunk:
     def __init__(self, store_dir: Path, trunk_id: str, spec: dict[str, Any] | None = None):
         self.id = trunk_id
         self.path = Path(store_dir) / "trunks" / trunk_id
+        self._spec = spec
+        self._write_spec()
+
+    def _write_spec(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        if spec is not None and not (self.path / "spec.json").exists():
-            write_json_atomic(self.path / "spec.json", spec)
+        if self._spec is not None and not (self.path / "spec.json").exists():
+            write_json_atomic(self.path / "spec.json", self._spec)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive lock across processes: one trains the trunk, the others wait and then reuse it."""
-        with open(self.path / "lock", "a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def lock(self, while_waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """Exclusive lock across processes: one trains the trunk, the others wait (saying for whom) and reuse it.
+
+        ``while_waiting`` runs between polls while another process holds the lock; raise from it to stop waiting.
+        """
+        with hold(self.path / "lock", f"trunk {self.id}", while_waiting):
+            self._write_spec()  # `store gc` may have removed the trunk while we waited
+            yield
 
     def _state_path(self, iteration: int) -> Path:
         return self.path / "states" / f"it-{iteration:09d}.pt"
