@@ -160,3 +160,15 @@ def test_a_run_resumed_during_finetuning_keeps_its_koopman_results(make_cfg, tin
     assert resumed["metrics"]["koopman/eigenvalue_re"] == before["koopman"]["eigenvalue"]["re"]
     figure = Path(resumed["config"]["paths"]["output_dir"]) / "figures" / "koopman_spectrum_step8.png"
     assert figure.is_file() and figure.stat().st_size > 1000
+
+
+def test_a_run_diverging_in_finetuning_reports_its_masks_sparsity(make_cfg, tiny):
+    """NaN × 0 stays NaN: the sparsity of a diverged run comes from its mask, not from zeros in the weights."""
+    results = run_experiment(make_cfg([*tiny, "pruner=gmp", "pruner.fraction=0.8", "schedule.finetune_lr=1e9"]))
+    m = results["metrics"]
+    assert results["status"] == "diverged" and m["diverged_at"] > results["iterations"]["prune_at"]
+    assert round(m["sparsity"] * m["params/prunable"]) == count_to_remove(0.8, m["params/prunable"])
+    dense = m["params/total"] - m["params/prunable"]
+    assert m["params/nonzero"] <= dense + m["params/prunable"] - count_to_remove(0.8, m["params/prunable"])
+    assert m["compression"] == pytest.approx(m["params/total"] / m["params/nonzero"]) and m["compression"] > 3
+    assert all(0.5 < share < 1 for share in results["layer_sparsity"].values())

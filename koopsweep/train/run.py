@@ -296,7 +296,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 def _results(run: Run, cfg: DictConfig, resolved: dict[str, Any], status: str, trunk: str, branch: str,
              wall: float) -> dict[str, Any]:
     amount = run.amount()
-    run.metrics.update(parameter_counts(run.model, run.space))
+    run.metrics.update(parameter_counts(run.model, run.space, run.trainer.masks))  # the mask's, even after NaNs
     run.metrics.update(flop_metrics(run.model, run.data.input_shape))
     run.timed("total", time.perf_counter() - wall)
     run.metrics.update(run.timings)
@@ -309,7 +309,7 @@ def _results(run: Run, cfg: DictConfig, resolved: dict[str, Any], status: str, t
         "branch_id": branch,
         "iterations": {"per_epoch": run.plan.iterations_per_epoch, "prune_at": run.plan.prune_at, "end": run.plan.end},
         "metrics": run.metrics,
-        "layer_sparsity": layer_sparsity(run.model, run.space),
+        "layer_sparsity": layer_sparsity(run.model, run.space, run.trainer.masks),
         "koopman": run.koopman,
         "config": resolved,
         "versions": package_versions(),
