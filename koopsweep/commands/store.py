@@ -8,6 +8,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from koopsweep.errors import ConfigError
 
@@ -40,18 +41,39 @@ def _trunks(store: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
+def read_spec(trunk: Path) -> tuple[dict[str, Any], str | None]:
+    """A trunk's spec.json and, when it is missing or not a JSON object (crash, hand edit), why; never raises."""
+    spec_file = trunk / "spec.json"
+    if not spec_file.exists():
+        return {}, "no spec.json"
+    try:
+        spec = json.loads(spec_file.read_text())
+    except (OSError, ValueError) as exc:
+        return {}, f"spec.json unreadable ({type(exc).__name__})"
+    if not isinstance(spec, dict):
+        return {}, f"spec.json holds a {type(spec).__name__}, not an object"
+    return spec, None
+
+
+def _field(spec: dict[str, Any], group: str, key: str) -> str:
+    part = spec.get(group)
+    value = part.get(key) if isinstance(part, dict) else None
+    return str(value) if value is not None else "?"
+
+
 def _describe(trunk: Path) -> dict:
     from koopsweep.store.trunk import Trunk
 
-    spec_file = trunk / "spec.json"
-    spec = json.loads(spec_file.read_text()) if spec_file.exists() else {}
+    spec, problem = read_spec(trunk)
     windows = sorted(p.name for p in (trunk / "windows").iterdir()) if (trunk / "windows").is_dir() else []
     fits = sorted(p.stem for p in (trunk / "fits").glob("*.pt")) if (trunk / "fits").is_dir() else []
+    seed = spec.get("seed")
     return {
         "id": trunk.name,
-        "model": spec.get("model", {}).get("_target_", "?").rsplit(".", 1)[-1],
-        "dataset": spec.get("dataset", {}).get("name", "?"),
-        "seed": spec.get("seed"),
+        "model": _field(spec, "model", "_target_").rsplit(".", 1)[-1],
+        "dataset": _field(spec, "dataset", "name"),
+        "seed": seed if isinstance(seed, (int, str)) or seed is None else "?",
+        "spec_problem": problem,
         "states": Trunk(trunk.parent.parent, trunk.name).state_iterations(),
         "windows": windows,
         "fits": fits,
@@ -71,7 +93,7 @@ def cmd_list(store: Path) -> None:
         states = ",".join(map(str, t["states"][-4:])) + ("…" if len(t["states"]) > 4 else "")
         print(
             f"{t['id']:16}  {t['model'][:12]:12} {t['dataset'][:10]:10} {t['seed']!s:>4}  {states[:24]:24} "
-            f"{len(t['windows']):>7}  {_human(t['bytes']):>9}"
+            f"{len(t['windows']):>7}  {_human(t['bytes']):>9}" + (f"  ({t['spec_problem']})" if t["spec_problem"] else "")
         )
     print(f"{len(trunks)} trunk(s), {_human(sum(t['bytes'] for t in trunks))} in {store}")
 
