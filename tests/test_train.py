@@ -129,27 +129,9 @@ def test_a_koopman_window_longer_than_the_time_before_pruning_is_clipped_with_on
     assert results["status"] == "finished" and results["koopman"]["snapshots"] == 6
 
 
-def _stop_at(monkeypatch: pytest.MonkeyPatch, iteration: int) -> None:
-    """SIGTERM to this process right before the step that reaches ``iteration`` (as a scheduler would send it)."""
-    import os
-    import signal
-
-    from koopsweep.train.loop import Trainer
-
-    original = Trainer.step
-
-    def step(self):  # noqa: ANN001, ANN202
-        if self.iteration + 1 == iteration:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "step", step)
-
-
-def test_a_run_resumed_during_finetuning_keeps_its_koopman_results(make_cfg, tiny):
+def test_a_run_resumed_during_finetuning_keeps_its_koopman_results(make_cfg, tiny, sigterm_at):
     args = [*tiny, "pruner=kmp", "schedule.prune_at=1ep"]  # 8 it/epoch: pruned at 8, fine-tuned to 16
-    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as stopped:
-        _stop_at(patch, 11)
+    with sigterm_at(11), pytest.raises(SystemExit) as stopped:
         run_experiment(make_cfg(args, out="stopped"))
     assert stopped.value.code == 143
     before = json.loads((Path(make_cfg(args, out="stopped").paths.output_dir) / "results.json").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import time
@@ -123,15 +124,34 @@ def gc_candidates(store: Path, older_than_days: float | None, everything: bool, 
     return found
 
 
+def lock_of(path: Path, store: Path) -> Path | None:
+    """The trunk lock guarding ``path``: its trunk's, or for a branch folder its private trunk's (store.reuse=false)."""
+    parts = path.relative_to(store).parts
+    if len(parts) >= 2 and parts[0] == "trunks":
+        return store / "trunks" / parts[1] / "lock"
+    if len(parts) >= 2 and parts[0] == "branches":
+        return store / "branches" / parts[1] / "trunks" / "private-trunk" / "lock"
+    return None
+
+
 def cmd_gc(store: Path, older_than_days: float | None, everything: bool, windows: bool, apply: bool) -> None:
-    candidates = gc_candidates(store, older_than_days, everything, windows)
-    total = sum(_size(p) if p.is_dir() else p.stat().st_size for p in candidates)
-    for path in candidates:
-        print(f"{'removing' if apply else 'would remove'} {path.relative_to(store)}")
-        if apply:
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    """Remove (or list) the candidates, each under its trunk's lock: what a running job holds is skipped."""
+    from koopsweep.store.lock import describe, try_hold
+
+    done, total = 0, 0
+    for path in gc_candidates(store, older_than_days, everything, windows):
+        lock = lock_of(path, store)
+        with try_hold(lock) if lock is not None else contextlib.nullcontext() as busy:
+            if busy is not None:
+                print(f"skipping {path.relative_to(store)}: in use, locked by {describe(busy)}")
+                continue
+            total += _size(path) if path.is_dir() else path.stat().st_size
+            done += 1
+            print(f"{'removing' if apply else 'would remove'} {path.relative_to(store)}")
+            if apply:
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     verb = "freed" if apply else "would free"
-    print(f"{len(candidates)} item(s), {verb} {_human(total)}" + ("" if apply else "; add --apply to delete"))
+    print(f"{done} item(s), {verb} {_human(total)}" + ("" if apply else "; add --apply to delete"))
 
 
 def main(argv: Sequence[str]) -> None:

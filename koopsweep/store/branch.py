@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from koopsweep.errors import ArtifactError
 from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
+from koopsweep.store.trunk import remove_empty_dirs
 from koopsweep.train import state as train_state
 
 if TYPE_CHECKING:
@@ -45,4 +46,6 @@ class BranchCheckpoint:
         return True
 
     def clear(self) -> None:
+        """Delete the checkpoint, and its folder when nothing else is left in it."""
         remove_checked(self.path)
+        remove_empty_dirs(self.path.parent, stop=self.path.parent.parent)

@@ -69,13 +69,15 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
                 hook(run.trainer.iteration)  # the starting point itself (θ(t0) of a window beginning here)
             train_phase(run, target, "dense", tracker, on_curve=trunk.append_curve)
         except Preempted:
-            trunk.save_state(run.trainer.iteration, train_state.capture(run.trainer), layout)
+            if run.trainer.iteration not in saved:  # resume point; dropped once a run has passed it
+                trunk.save_state(run.trainer.iteration, train_state.capture(run.trainer), layout, temporary=True)
             raise
         finally:
             for hook in hooks:
                 run.trainer.hooks.remove(hook)
         if target not in saved:
             trunk.save_state(target, train_state.capture(run.trainer), layout)
+        trunk.drop_temporary_states(before=target)
         if recording is not None:
             recording.close()
             try:

@@ -6,7 +6,9 @@ branch (pruning and fine-tuning) is this run's own, checkpointed when the run is
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from koopsweep.store import branch_id, trunk_id, trunk_spec
 from koopsweep.store.ids import wandb_run_id
 from koopsweep.store.artifacts import save_checked
 from koopsweep.store.branch import BranchCheckpoint
-from koopsweep.store.trunk import Trunk
+from koopsweep.store.trunk import Trunk, remove_empty_dirs
 from koopsweep.tracking import Tracker, flatten_config
 from koopsweep.train import runtime
 from koopsweep.train.koopman_window import FitVectors
@@ -242,6 +244,15 @@ def _trunk_for(cfg: DictConfig, store_dir: Path, branch: str) -> Trunk:
     return Trunk(store_dir / "branches" / branch, "private-trunk")
 
 
+@contextlib.contextmanager
+def _tidy(trunk: Trunk) -> Iterator[None]:
+    """However the run ends, a trunk it left with nothing to reuse (it failed early) does not stay in the store."""
+    try:
+        yield
+    finally:
+        trunk.remove_if_unused()
+
+
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     """Execute one run and write results.json into ``paths.output_dir``; returns the results."""
     from koopsweep.train.dense import train_trunk  # late: dense imports run's helpers
@@ -255,7 +266,11 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     trunk = _trunk_for(cfg, store_dir, branch)
     checkpoint = BranchCheckpoint(store_dir / "branches" / branch, run.space.layout_hash)
     status, exit_code = "finished", 0
-    with catch_stop_signals() as stop, start_tracker(cfg, resolved, run.out_dir, trunk.id, branch) as tracker:
+    with (
+        catch_stop_signals() as stop,
+        _tidy(trunk),
+        start_tracker(cfg, resolved, run.out_dir, trunk.id, branch) as tracker,
+    ):
         run.trainer.stop_requested = stop
         try:
             resumed = checkpoint.restore(run)
@@ -280,6 +295,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
             run.metrics["preempted_at"] = exc.iteration
         if not cfg.store.reuse and status != "preempted":
             trunk.remove()
+            remove_empty_dirs(store_dir / "branches" / branch, stop=store_dir / "branches")
         results = _results(run, cfg, resolved, status, trunk.id, branch, wall)
         save_checked(run.out_dir / "model.pt", {k: v.cpu() for k, v in run.model.state_dict().items()})
         write_json_atomic(run.out_dir / "results.json", results)
