@@ -122,3 +122,23 @@ def test_unusable_paths_are_one_line_before_any_data_is_loaded(tmp_path: Path, c
         err = capsys.readouterr().err.strip()
         assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "outputs").exists()
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch) -> None:
+    """Two W&B agents starting in the same second must not share a Hydra run folder (nor two multiruns a sweep dir)."""
+    import re
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from koopsweep.config import setup
+
+    setup()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        OmegaConf.register_new_resolver("now", lambda pattern: "2030-01-01_00-00-00", replace=True, use_cache=True)
+        cfgs = [compose("config", return_hydra_config=True) for _ in range(2)]
+        runs = [str(cfg.hydra.run.dir) for cfg in cfgs]
+        sweeps = [str(cfg.hydra.sweep.dir) for cfg in cfgs]
+    assert all(re.search(r"/2030-01-01_00-00-00-[0-9a-f]{6}$", d) for d in runs + sweeps), runs + sweeps
+    assert runs[0] != runs[1] and sweeps[0] != sweeps[1]
+    assert str(cfgs[0].hydra.run.dir) == runs[0]  # resolved once per config: the job's folder does not move
