@@ -378,6 +378,13 @@ def test_slurm_dry_run_composes_the_preset(tmp_path, capsys):
     assert "threads=4" in launching.slurm_launch(path).argv
 
 
+def test_slurm_preset_requeues_timed_out_jobs():
+    """Resume is exact, so a job that hits its time limit is resubmitted (submitit's max_num_timeout), not lost."""
+    preset = launching.launcher_config(["hydra/launcher=slurm"])
+    assert preset.max_num_timeout == 3
+    assert launching.launcher_config(["hydra/launcher=slurm", "hydra.launcher.max_num_timeout=1"]).max_num_timeout == 1
+
+
 def test_slurm_trunks_first_runs_one_job_per_trunk_first(plans, tmp_path, capsys):
     plan = plans["timing_kmp"]
     first = [parsed_point(job) for job in expand_overrides(plan.trunk_overrides(), multirun=True)]
