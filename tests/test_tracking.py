@@ -251,8 +251,9 @@ def test_unreachable_server_falls_back_to_offline_within_bounded_wait(
     assert state["id"] == "unreachable-1" and state["summary"]["status"] == "finished" and state["exit_code"] == 0
     # the next job of the same process does not wait for the server again
     start = time.monotonic()
-    with Tracker.start("auto", "koopsweep", run_dir=tmp_path / "run2", resolved_config={}, run_id="unreachable-2") as t2:
-        assert t2.mode == "offline"
+    second = Tracker.start("auto", "koopsweep", run_dir=tmp_path / "run2", resolved_config={}, run_id="unreachable-2")
+    with second:
+        assert second.mode == "offline"
     assert time.monotonic() - start < 8.0
 
 

@@ -60,7 +60,8 @@ def test_a_searchpath_of_ones_own_runs_and_checks(myconf: Path, tmp_path: Path, 
         main([searchpath, "experiment=bad", "logger=none"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1
-    assert err == "koopsweep: error: pruner.fraction=1.5 is out of range: expected 0 <= fraction < 1 (0.9 = 90 % sparse)"
+    assert err == ("koopsweep: error: pruner.fraction=1.5 is out of range: expected 0 <= fraction < 1 "
+                   "(0.9 = 90 % sparse)")
 
 
 def test_an_impossible_value_in_ones_own_config_dir_is_one_line_and_nothing_written(myconf: Path, tmp_path: Path,

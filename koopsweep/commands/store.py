@@ -94,7 +94,8 @@ def cmd_list(store: Path) -> None:
         states = ",".join(map(str, t["states"][-4:])) + ("…" if len(t["states"]) > 4 else "")
         print(
             f"{t['id']:16}  {t['model'][:12]:12} {t['dataset'][:10]:10} {t['seed']!s:>4}  {states[:24]:24} "
-            f"{len(t['windows']):>7}  {_human(t['bytes']):>9}" + (f"  ({t['spec_problem']})" if t["spec_problem"] else "")
+            f"{len(t['windows']):>7}  {_human(t['bytes']):>9}"
+            + (f"  ({t['spec_problem']})" if t["spec_problem"] else "")
         )
     print(f"{len(trunks)} trunk(s), {_human(sum(t['bytes'] for t in trunks))} in {store}")
 

@@ -142,16 +142,19 @@ def check_command_line(argv: Sequence[str], task_function: Callable[..., Any]) -
     loader = config_loader(args, task_function)
     config_name = args.config_name or CONFIG_NAME
     overrides = list(args.overrides)
-    parsed = _parse(overrides, loader)
-    multirun = args.multirun or _configured_mode(loader, config_name, overrides) == RunMode.MULTIRUN
-    if not multirun:
-        sweeps = [o for o in parsed if o.is_sweep_override()]
-        if sweeps:
+    sweeps = [o for o in _parse(overrides, loader) if o.is_sweep_override()]
+    multirun = args.multirun
+    if sweeps and not multirun:  # a config may set hydra.mode=MULTIRUN itself
+        multirun = _configured_mode(loader, config_name, overrides) == RunMode.MULTIRUN
+        if not multirun:
             raise ConfigError(
                 f"'{sweeps[0].input_line}' lists several values: add -m (--multirun) to run one job per value"
             )
-        check_config(_compose(loader, config_name, overrides, RunMode.RUN))
-        return 1
+    if not multirun:
+        cfg = _compose(loader, config_name, overrides, RunMode.RUN)
+        if cfg.hydra.get("mode") != RunMode.MULTIRUN:
+            check_config(cfg)
+            return 1
     master = _compose(loader, config_name, overrides, RunMode.MULTIRUN)
     jobs = _jobs(master, loader)
     if jobs is None:

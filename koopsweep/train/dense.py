@@ -31,6 +31,7 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
     target = run.plan.prune_at
     layout = run.space.layout_hash
     window = KoopmanWindow.for_run(run, trunk) if run.scorer is not None and run.scorer.requires_koopman else None
+
     def stop_waiting() -> None:  # SIGTERM while another run holds the trunk: stop now, not once it is free
         signum = run.trainer.stop_requested()
         if signum is not None:
