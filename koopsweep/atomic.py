@@ -1,7 +1,8 @@
 """Atomic file writes: a temporary file beside the target, fsync, rename — readers see all or nothing.
 
 Every artifact koopsweep writes (results.json, trunk states, snapshot chunks) goes through here, so a crash or a
-SIGKILL never leaves half a file under a final name.
+SIGKILL never leaves half a file under a final name. Files get the permissions the umask gives any new file
+(``mkstemp`` alone makes them 0600, which breaks a store shared by a group).
 """
 
 from __future__ import annotations
@@ -13,6 +14,20 @@ from pathlib import Path
 from typing import Any
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (/proc/self/status), else set and reset."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, *buffers: bytes | memoryview, durable: bool = True) -> None:
     """Write ``buffers`` one after the other to ``path``, atomically; ``durable`` also survives a power loss."""
     path = Path(path)
@@ -20,6 +35,7 @@ def atomic_write(path: Path, *buffers: bytes | memoryview, durable: bool = True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             for buffer in buffers:
                 handle.write(buffer)
             handle.flush()

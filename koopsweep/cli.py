@@ -10,10 +10,6 @@ from collections.abc import Sequence
 
 from koopsweep.errors import KoopsweepError
 
-# Hydra flags that take a value, and flags after which koopsweep must not pre-compose (help, info, completion).
-_VALUE_FLAGS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun"}
-_PASSTHROUGH_FLAGS = {"-h", "--help", "--hydra-help", "--info", "-i", "--shell-completion", "-sc", "--version", "--cfg", "-c"}
-
 
 def fail(error: KoopsweepError) -> None:
     """Print one line and exit with the error's code."""
@@ -21,43 +17,19 @@ def fail(error: KoopsweepError) -> None:
     raise SystemExit(error.exit_code)
 
 
-def split_argv(argv: Sequence[str]) -> tuple[list[str], bool, str, bool]:
-    """(overrides, multirun, config_name, passthrough) from a Hydra command line."""
-    overrides: list[str] = []
-    multirun, passthrough, config_name = False, False, "config"
-    args = iter(argv)
-    for arg in args:
-        flag, _, inline = arg.partition("=")
-        if arg in ("-m", "--multirun"):
-            multirun = True
-        elif flag in _VALUE_FLAGS:
-            value = inline or next(args, "")
-            if flag in ("-cn", "--config-name"):
-                config_name = value
-        elif flag in _PASSTHROUGH_FLAGS or arg.startswith("-"):
-            passthrough = True
-        else:
-            overrides.append(arg)
-    return overrides, multirun, config_name, passthrough
-
-
 def preflight(argv: Sequence[str]) -> int:
-    """Compose and check the config of every job the command line will launch; return the number of jobs."""
-    from koopsweep.config.compose import compose_config, expand_overrides
+    """Compose and check, with Hydra's own config loader, every job the command line will launch; the job count."""
+    from koopsweep.config.preflight import check_command_line
 
-    overrides, multirun, config_name, passthrough = split_argv(argv)
-    if passthrough:
-        return 0
-    jobs = expand_overrides(overrides, multirun)
-    for job in jobs:
-        compose_config(job, config_name=config_name)
-    return len(jobs)
+    return check_command_line(argv, _task)
 
 
 def _task(cfg) -> float | None:  # noqa: ANN001 - Hydra passes a DictConfig
+    from koopsweep.config.checks import check_config
     from koopsweep.train.run import run_experiment
 
     try:
+        check_config(cfg)  # again, for jobs a sweeper other than Hydra's basic one chose at run time
         results = run_experiment(cfg)
     except KoopsweepError as error:
         fail(error)
@@ -96,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         except KoopsweepError as error:
             fail(error)
         return
+    from koopsweep.config.preflight import normalize
+    from koopsweep.sweeps.requeue import strip_run_config
+
     try:
+        argv = normalize(strip_run_config(argv))  # a W&B agent resuming a sweep run re-passes its whole config
         preflight(argv)
     except KoopsweepError as error:
         fail(error)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,24 @@ def tiny() -> list[str]:
         "schedule.finetune=1ep",
         "schedule.eval_every=4it",
     ]
+
+
+@pytest.fixture
+def sigterm_at() -> Callable[[int], contextlib.AbstractContextManager[None]]:
+    """``with sigterm_at(n):`` sends this process SIGTERM right before the step that reaches iteration n."""
+    from koopsweep.train.loop import Trainer
+
+    @contextlib.contextmanager
+    def patched(iteration: int) -> Iterator[None]:
+        original = Trainer.step
+
+        def step(self: Trainer) -> torch.Tensor:
+            if self.iteration + 1 == iteration:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return original(self)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Trainer, "step", step)
+            yield
+
+    return patched

@@ -37,6 +37,7 @@ def test_two_job_multirun_makes_two_separate_offline_wandb_runs(tmp_path):
     assert len(results) == 2
     fractions = sorted(json.loads(p.read_text())["fraction"] for p in results)
     assert fractions == [0.5, 0.9]
+    assert len({p.parent.parent for p in results}) == 1  # one sweep folder for the whole multirun
     runs = sorted((tmp_path / "outputs" / "multiruns").rglob("offline-run-*"))
     assert len(runs) == 2
     assert len({r.name.rsplit("-", 1)[-1] for r in runs}) == 2  # two distinct run ids

@@ -105,3 +105,41 @@ def test_multirun_expansion_matches_the_cartesian_product():
     jobs = expand_overrides(["pruner.fraction=0.5,0.9", "seed=0,1,2", "model=mnistnet"], multirun=True)
     assert len(jobs) == 6
     assert ["pruner.fraction=0.9", "seed=2", "model=mnistnet"] in jobs
+
+
+def test_unusable_paths_are_one_line_before_any_data_is_loaded(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("koopsweep.train.run.load_dataset", lambda *a, **k: pytest.fail("data were loaded"))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    cases = [
+        (f"paths.store_dir={a_file}", f"paths.store_dir={a_file} is not a folder: give a folder"),
+        (f"paths.store_dir={a_file}/store", f"is not a folder ({a_file} is a file)"),
+        ("paths.store_dir=/proc/koopsweep-store", "paths.store_dir=/proc/koopsweep-store cannot be written"),
+        (f"paths.data_dir={a_file}", f"paths.data_dir={a_file} is not a folder"),
+    ]
+    for override, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["logger=none", override])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch) -> None:
+    """Two W&B agents starting in the same second must not share a Hydra run folder (nor two multiruns a sweep dir)."""
+    import re
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from koopsweep.config import setup
+
+    setup()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        OmegaConf.register_new_resolver("now", lambda pattern: "2030-01-01_00-00-00", replace=True, use_cache=True)
+        cfgs = [compose("config", return_hydra_config=True) for _ in range(2)]
+        runs = [str(cfg.hydra.run.dir) for cfg in cfgs]
+        sweeps = [str(cfg.hydra.sweep.dir) for cfg in cfgs]
+    assert all(re.search(r"/2030-01-01_00-00-00-[0-9a-f]{6}$", d) for d in runs + sweeps), runs + sweeps
+    assert runs[0] != runs[1] and sweeps[0] != sweeps[1]
+    assert str(cfgs[0].hydra.run.dir) == runs[0]  # resolved once per config: the job's folder does not move

@@ -325,3 +325,24 @@ def test_load_dataset_errors_are_one_line(tmp_path: Path) -> None:
     _assert_one_line_naming(info.value, "koopsweep.data.nowhere.load")
     with pytest.raises(DataError, match="_target_"):
         load_dataset({"download": True}, tmp_path)
+
+
+def test_a_failed_download_leaves_no_folder_it_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision creates root/MNIST/raw before downloading: a mistyped data_dir must not stay behind as a tree."""
+    from urllib.error import URLError
+
+    import torchvision.datasets.mnist as tv_mnist
+
+    def unreachable(url: str, **_: object) -> None:
+        raise URLError("no route to host")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", unreachable)
+    with pytest.raises(DataError, match="the download failed"):
+        load_mnist(tmp_path / "typo" / "data", download=True)
+    assert not (tmp_path / "typo").exists()
+    existing = tmp_path / "data"
+    (existing / "keep.txt").parent.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    with pytest.raises(DataError):
+        load_mnist(existing, download=True)
+    assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]  # only what this call created is removed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from koopsweep.commands.store import main as store_main
@@ -40,3 +42,20 @@ def test_gc_is_a_dry_run_until_apply(store, capsys):
     assert (trunk / "states").is_dir()  # the trunk itself stays
     store_main(["--store", str(store), "gc", "--all", "--apply"])
     assert not any((store / "trunks").iterdir())
+
+
+@pytest.mark.parametrize(("garbage", "problem"), [
+    ("{not json", "spec.json unreadable"), ("[1, 2]", "spec.json holds a list"), ("", "spec.json unreadable"),
+    ('{"model": 3, "dataset": ["x"], "seed": {"a": 1}}', None),  # an object, but not a spec: fields shown as ?
+])
+def test_a_garbage_spec_does_not_break_list_or_inspect(tmp_path, capsys, garbage, problem):
+    trunk = tmp_path / "store" / "trunks" / "0123456789abcdef"
+    (trunk / "states").mkdir(parents=True)
+    (trunk / "spec.json").write_text(garbage)
+    store_main(["--store", str(tmp_path / "store"), "list"])
+    out = capsys.readouterr().out
+    assert "0123456789abcdef  ?" in out and "1 trunk(s)" in out and (problem is None or problem in out)
+    store_main(["--store", str(tmp_path / "store"), "inspect", "0123"])
+    info = json.loads(capsys.readouterr().out)
+    assert info["id"] == "0123456789abcdef" and info["model"] == "?" and info["seed"] in (None, "?")
+    assert info["spec_problem"] == problem or info["spec_problem"].startswith(problem)

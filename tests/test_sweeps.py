@@ -277,6 +277,27 @@ def test_bad_sweep_file_fails_in_one_line(tmp_path, capsys, text, message):
     assert message in err and err.count("\n") == 1 and err.startswith("koopsweep: error:"), err
 
 
+PAST_THE_END_IN_ITERATIONS = """
+method: grid
+parameters:
+  pruner: {values: [gmp, kmp]}
+  schedule.prune_at: {values: [50it, 100it]}
+command: ["${env}", "koopsweep", "dataset=mnist_mini", "schedule.train=1ep", "${args_no_hyphens}"]
+"""
+
+
+@pytest.mark.parametrize("verb", [["validate"], ["local", "--dry-run"], ["slurm", "--dry-run"]])
+def test_sweep_checks_need_the_epoch_length_before_anything_runs(tmp_path, capsys, verb):
+    """1ep of mnist_mini is 79 iterations: pruning at 100it is past the end, known without loading the data."""
+    path = write(tmp_path, PAST_THE_END_IN_ITERATIONS)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", verb[0], str(path), *verb[1:]])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert "run 2 (pruner=gmp schedule.prune_at=100it): schedule.prune_at=100it (100 it) is after the end of " \
+           "training (schedule.train=1ep, 79 it at 79 it/epoch)" in err
+
+
 def test_extra_overrides_are_checked(tmp_path):
     path = write(tmp_path, GOOD)
     with pytest.raises(ConfigError, match="sweeps several values"):
@@ -355,6 +376,13 @@ def test_slurm_dry_run_composes_the_preset(tmp_path, capsys):
     preset = launching.launcher_config(["hydra/launcher=slurm"])
     assert (preset.partition, preset.timeout_min, preset.gpus_per_node, preset.cpus_per_task) == (None, 240, 1, 4)
     assert "threads=4" in launching.slurm_launch(path).argv
+
+
+def test_slurm_preset_requeues_timed_out_jobs():
+    """Resume is exact, so a job that hits its time limit is resubmitted (submitit's max_num_timeout), not lost."""
+    preset = launching.launcher_config(["hydra/launcher=slurm"])
+    assert preset.max_num_timeout == 3
+    assert launching.launcher_config(["hydra/launcher=slurm", "hydra.launcher.max_num_timeout=1"]).max_num_timeout == 1
 
 
 def test_slurm_trunks_first_runs_one_job_per_trunk_first(plans, tmp_path, capsys):

@@ -219,3 +219,62 @@ def test_preempted_run_is_marked_for_requeue(wandb_offline: Path, tmp_path: Path
     assert state["summary"]["status"] == "preempted" and state["preempting"] and state["exit_code"] == 143
     with pytest.raises(ValueError, match="status"):
         t.finish("crashed")
+
+
+def test_unreachable_server_falls_back_to_offline_within_bounded_wait(
+    wandb_offline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An API key and no server (a closed loopback port): the run goes on offline, same id, one line, ≤ 15 s."""
+    import socket
+
+    from koopsweep.tracking import wandb_run
+
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef" * 2 + "01234567")
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("WANDB_INIT_TIMEOUT", raising=False)
+    monkeypatch.setattr(wandb_run, "_unreachable", [], raising=False)
+    start = time.monotonic()
+    tracker = Tracker.start("auto", "koopsweep", run_dir=tmp_path / "run", resolved_config={"seed": 0},
+                            run_id="unreachable-1")
+    waited = time.monotonic() - start
+    with tracker:
+        tracker.log({"loss": 1.0}, step=0)
+    out = capsys.readouterr()
+    lines = [ln for ln in (out.out + out.err).splitlines() if ln.startswith("koopsweep:")]
+    assert tracker.mode == "offline" and tracker.run_id == "unreachable-1"
+    assert waited <= 15.0, f"waited {waited:.1f} s for the unreachable server"
+    assert len(lines) == 1 and "unreachable" in lines[0] and f"wandb sync {tracker.offline_dir}" in lines[0]
+    state = _offline_state(tracker.offline_dir)
+    assert state["id"] == "unreachable-1" and state["summary"]["status"] == "finished" and state["exit_code"] == 0
+    # the next job of the same process does not wait for the server again
+    start = time.monotonic()
+    second = Tracker.start("auto", "koopsweep", run_dir=tmp_path / "run2", resolved_config={}, run_id="unreachable-2")
+    with second:
+        assert second.mode == "offline"
+    assert time.monotonic() - start < 8.0
+
+
+def test_runs_of_other_experiments_or_groups_never_share_a_wandb_run_id(make_cfg, monkeypatch, tmp_path: Path) -> None:
+    """The branch id leaves out experiment_name and logger.group; the W&B run id must not (else uploads merge)."""
+    from koopsweep.store import branch_id
+    from koopsweep.train import run as run_module
+
+    seen: list[str] = []
+
+    def fake_start(cls, **kwargs: Any) -> Tracker:  # noqa: ANN001 - classmethod stand-in
+        seen.append(kwargs["run_id"])
+        return Tracker(None, "disabled", tmp_path, None)
+
+    monkeypatch.setattr(Tracker, "start", classmethod(fake_start))
+    variants = [[], ["experiment_name=other", "logger.group=mine"], ["logger.group=mine"], ["experiment_name=other"],
+                ["schedule.eval_every=2ep"]]
+    cfgs = [make_cfg(v, out=f"v{i}") for i, v in enumerate(variants)]
+    cfgs.append(make_cfg(["threads=2", "logger.mode=offline"], out="rerun"))  # the first command again, elsewhere
+    for cfg in cfgs:
+        run_module.start_tracker(cfg, run_module._resolved(cfg), tmp_path, "trunk", branch_id(cfg))
+    assert len({branch_id(cfg) for cfg in cfgs}) == 1  # one cell of the grid: the numbers are the same
+    assert len(set(seen[:-1])) == len(variants)  # but five different W&B runs
+    assert seen[-1] == seen[0]  # and the same command resumes its own run

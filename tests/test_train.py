@@ -131,3 +131,39 @@ def test_optimizers_come_from_their_target_with_the_settings_they_accept(make_cf
     adam = build_run(make_cfg([*tiny, "optimizer=adam"])).trainer.optimizer
     assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["betas"] == (0.9, 0.999)
     assert run.gradient_settings()[1] == 0.0  # KGP's heavy-ball correction is for SGD only
+
+
+def test_a_koopman_window_longer_than_the_time_before_pruning_is_clipped_with_one_warning(make_cfg, tiny, caplog):
+    """The paper's timing sweeps prune as early as 50it with a 1ep window: clipped to iteration 0, and said so."""
+    results = run_experiment(make_cfg([*tiny, "pruner=kmp", "schedule.prune_at=5it", "koopman.window=1ep"]))
+    clipped = [r for r in caplog.records if "was clipped" in r.getMessage()]
+    assert len(clipped) == 1 and clipped[0].levelname == "WARNING"
+    assert "koopman.window=1ep (8 it)" in clipped[0].getMessage() and "[0, 5] (6 snapshots)" in clipped[0].getMessage()
+    assert results["status"] == "finished" and results["koopman"]["snapshots"] == 6
+
+
+def test_a_run_resumed_during_finetuning_keeps_its_koopman_results(make_cfg, tiny, sigterm_at):
+    args = [*tiny, "pruner=kmp", "schedule.prune_at=1ep"]  # 8 it/epoch: pruned at 8, fine-tuned to 16
+    with sigterm_at(11), pytest.raises(SystemExit) as stopped:
+        run_experiment(make_cfg(args, out="stopped"))
+    assert stopped.value.code == 143
+    before = json.loads((Path(make_cfg(args, out="stopped").paths.output_dir) / "results.json").read_text())
+    assert before["status"] == "preempted" and before["koopman"] is not None
+    resumed = run_experiment(make_cfg(args, out="resumed"))
+    assert resumed["status"] == "finished"
+    assert resumed["koopman"] == before["koopman"]
+    assert resumed["metrics"]["koopman/eigenvalue_re"] == before["koopman"]["eigenvalue"]["re"]
+    figure = Path(resumed["config"]["paths"]["output_dir"]) / "figures" / "koopman_spectrum_step8.png"
+    assert figure.is_file() and figure.stat().st_size > 1000
+
+
+def test_a_run_diverging_in_finetuning_reports_its_masks_sparsity(make_cfg, tiny):
+    """NaN × 0 stays NaN: the sparsity of a diverged run comes from its mask, not from zeros in the weights."""
+    results = run_experiment(make_cfg([*tiny, "pruner=gmp", "pruner.fraction=0.8", "schedule.finetune_lr=1e9"]))
+    m = results["metrics"]
+    assert results["status"] == "diverged" and m["diverged_at"] > results["iterations"]["prune_at"]
+    assert round(m["sparsity"] * m["params/prunable"]) == count_to_remove(0.8, m["params/prunable"])
+    dense = m["params/total"] - m["params/prunable"]
+    assert m["params/nonzero"] <= dense + m["params/prunable"] - count_to_remove(0.8, m["params/prunable"])
+    assert m["compression"] == pytest.approx(m["params/total"] / m["params/nonzero"]) and m["compression"] > 3
+    assert all(0.5 < share < 1 for share in results["layer_sparsity"].values())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from koopsweep.errors import ConfigError
 
@@ -40,18 +42,39 @@ def _trunks(store: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
+def read_spec(trunk: Path) -> tuple[dict[str, Any], str | None]:
+    """A trunk's spec.json and, when it is missing or not a JSON object (crash, hand edit), why; never raises."""
+    spec_file = trunk / "spec.json"
+    if not spec_file.exists():
+        return {}, "no spec.json"
+    try:
+        spec = json.loads(spec_file.read_text())
+    except (OSError, ValueError) as exc:
+        return {}, f"spec.json unreadable ({type(exc).__name__})"
+    if not isinstance(spec, dict):
+        return {}, f"spec.json holds a {type(spec).__name__}, not an object"
+    return spec, None
+
+
+def _field(spec: dict[str, Any], group: str, key: str) -> str:
+    part = spec.get(group)
+    value = part.get(key) if isinstance(part, dict) else None
+    return str(value) if value is not None else "?"
+
+
 def _describe(trunk: Path) -> dict:
     from koopsweep.store.trunk import Trunk
 
-    spec_file = trunk / "spec.json"
-    spec = json.loads(spec_file.read_text()) if spec_file.exists() else {}
+    spec, problem = read_spec(trunk)
     windows = sorted(p.name for p in (trunk / "windows").iterdir()) if (trunk / "windows").is_dir() else []
     fits = sorted(p.stem for p in (trunk / "fits").glob("*.pt")) if (trunk / "fits").is_dir() else []
+    seed = spec.get("seed")
     return {
         "id": trunk.name,
-        "model": spec.get("model", {}).get("_target_", "?").rsplit(".", 1)[-1],
-        "dataset": spec.get("dataset", {}).get("name", "?"),
-        "seed": spec.get("seed"),
+        "model": _field(spec, "model", "_target_").rsplit(".", 1)[-1],
+        "dataset": _field(spec, "dataset", "name"),
+        "seed": seed if isinstance(seed, (int, str)) or seed is None else "?",
+        "spec_problem": problem,
         "states": Trunk(trunk.parent.parent, trunk.name).state_iterations(),
         "windows": windows,
         "fits": fits,
@@ -72,6 +95,7 @@ def cmd_list(store: Path) -> None:
         print(
             f"{t['id']:16}  {t['model'][:12]:12} {t['dataset'][:10]:10} {t['seed']!s:>4}  {states[:24]:24} "
             f"{len(t['windows']):>7}  {_human(t['bytes']):>9}"
+            + (f"  ({t['spec_problem']})" if t["spec_problem"] else "")
         )
     print(f"{len(trunks)} trunk(s), {_human(sum(t['bytes'] for t in trunks))} in {store}")
 
@@ -101,15 +125,34 @@ def gc_candidates(store: Path, older_than_days: float | None, everything: bool, 
     return found
 
 
+def lock_of(path: Path, store: Path) -> Path | None:
+    """The trunk lock guarding ``path``: its trunk's, or for a branch folder its private trunk's (store.reuse=false)."""
+    parts = path.relative_to(store).parts
+    if len(parts) >= 2 and parts[0] == "trunks":
+        return store / "trunks" / parts[1] / "lock"
+    if len(parts) >= 2 and parts[0] == "branches":
+        return store / "branches" / parts[1] / "trunks" / "private-trunk" / "lock"
+    return None
+
+
 def cmd_gc(store: Path, older_than_days: float | None, everything: bool, windows: bool, apply: bool) -> None:
-    candidates = gc_candidates(store, older_than_days, everything, windows)
-    total = sum(_size(p) if p.is_dir() else p.stat().st_size for p in candidates)
-    for path in candidates:
-        print(f"{'removing' if apply else 'would remove'} {path.relative_to(store)}")
-        if apply:
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    """Remove (or list) the candidates, each under its trunk's lock: what a running job holds is skipped."""
+    from koopsweep.store.lock import describe, try_hold
+
+    done, total = 0, 0
+    for path in gc_candidates(store, older_than_days, everything, windows):
+        lock = lock_of(path, store)
+        with try_hold(lock) if lock is not None else contextlib.nullcontext() as busy:
+            if busy is not None:
+                print(f"skipping {path.relative_to(store)}: in use, locked by {describe(busy)}")
+                continue
+            total += _size(path) if path.is_dir() else path.stat().st_size
+            done += 1
+            print(f"{'removing' if apply else 'would remove'} {path.relative_to(store)}")
+            if apply:
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     verb = "freed" if apply else "would free"
-    print(f"{len(candidates)} item(s), {verb} {_human(total)}" + ("" if apply else "; add --apply to delete"))
+    print(f"{done} item(s), {verb} {_human(total)}" + ("" if apply else "; add --apply to delete"))
 
 
 def main(argv: Sequence[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -36,12 +37,23 @@ def _unless(other: object, value: object) -> object:
     return value if other is None else None
 
 
+def unique_suffix() -> str:
+    """6 random hex digits: two runs started in the same second (two agents, two users) get their own folders."""
+    return secrets.token_hex(3)
+
+
 def register_resolvers() -> None:
-    """``${ks.cwd:}`` (the launch directory) and ``${ks.unless:a,b}``; registered once per process."""
+    """``${ks.cwd:}`` (the launch directory), ``${ks.unless:a,b}`` and ``${ks.uid:}``; registered once per process.
+
+    ``ks.uid`` is cached in the config like Hydra's ``now``, so every job of a multirun (and its joblib or submitit
+    workers, which receive the cache with the config) sees the same value.
+    """
     if not OmegaConf.has_resolver("ks.cwd"):
         OmegaConf.register_new_resolver("ks.cwd", _original_cwd)
     if not OmegaConf.has_resolver("ks.unless"):
         OmegaConf.register_new_resolver("ks.unless", _unless)
+    if not OmegaConf.has_resolver("ks.uid"):
+        OmegaConf.register_new_resolver("ks.uid", unique_suffix, use_cache=True)
 
 
 def setup() -> None:

@@ -141,7 +141,9 @@ def check_config(cfg: DictConfig) -> None:
     check_device(cfg.device)
 
     from koopsweep.config.feasibility import check_feasible
+    from koopsweep.config.paths import check_paths
 
+    check_paths(cfg)
     check_feasible(cfg)
 
 

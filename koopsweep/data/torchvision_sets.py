@@ -6,6 +6,7 @@ step instead of sample by sample. A missing dataset becomes one DataError line n
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,18 @@ def normalize_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[f
 def _open(
     dataset_cls: Callable[..., Any], name: str, root: Path, download: bool, files: Sequence[str]
 ) -> tuple[Any, Any]:
-    """Both splits of a torchvision dataset, or a one-line DataError naming the expected files and the fixes."""
+    """Both splits of a torchvision dataset, or a one-line DataError naming the expected files and the fixes.
+
+    torchvision creates its folders before downloading; when the download fails, the folders this call created are
+    removed again, so a mistyped or unreachable ``paths.data_dir`` leaves no empty tree behind.
+    """
+    created = _first_missing(root / files[0].split("/")[0])
     try:
         train = dataset_cls(str(root), train=True, download=download)
         return train, dataset_cls(str(root), train=False, download=download)
     except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, tarfile errors...
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         missing = [str(root / f) for f in files if not (root / f).is_file()]
         if missing:
             why = "download=false" if not download else f"the download failed: {_summary(exc)}"
@@ -58,6 +66,16 @@ def _open(
         raise DataError(
             f"{name} files in {root} could not be read ({_summary(exc)}); delete them to download again"
         ) from None
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder on the way to ``path`` that does not exist yet (None when ``path`` exists)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
 
 
 def _summary(exc: BaseException) -> str:

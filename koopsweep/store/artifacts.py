@@ -1,7 +1,10 @@
-"""Checked artifacts: written atomically with a sha256 sidecar, verified on every read.
+"""Checked artifacts: written atomically with a sha256 sidecar, verified on every read, loaded as data only.
 
 A file that does not verify (truncated by a crash, flipped bits, edited by hand) raises ArtifactError; callers
-rebuild it with a warning and never use it.
+rebuild it with a warning and never use it. The sidecar is an integrity check, not authentication: stores are
+shared between users and machines, so a file with a recomputed sidecar can still be planted. Every artifact is
+therefore loaded with ``torch.load(weights_only=True)`` (tensors and plain containers, never code), and what
+koopsweep writes is checked to be loadable that way before it is written.
 """
 
 from __future__ import annotations
@@ -17,13 +20,36 @@ import torch
 from koopsweep.atomic import atomic_write
 from koopsweep.errors import ArtifactError
 
+# What torch.load(weights_only=True) rebuilds besides tensors and containers (dict, list, tuple).
+_PLAIN = (str, bytes, int, float, complex, bool, type(None), torch.dtype, torch.device, torch.Size)
+
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def check_plain(obj: Any, where: str = "artifact") -> None:
+    """Raise TypeError for anything a weights-only load would refuse (numpy arrays and scalars, objects)."""
+    if torch.is_tensor(obj) or isinstance(obj, _PLAIN):
+        return
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(key, (str, int, float, bool, type(None))):
+                raise TypeError(f"{where}: key {key!r} of type {type(key).__name__} cannot be stored")
+            check_plain(value, f"{where}[{key!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for index, value in enumerate(obj):
+            check_plain(value, f"{where}[{index}]")
+    else:
+        raise TypeError(
+            f"{where} is a {type(obj).__module__}.{type(obj).__name__}: store tensors and plain data only "
+            "(artifacts are loaded with torch.load(weights_only=True))"
+        )
+
+
 def save_checked(path: Path, obj: Any, meta: dict[str, Any] | None = None) -> None:
-    """torch.save ``obj`` to ``path`` with a sidecar holding its sha256, size and ``meta``."""
+    """torch.save ``obj`` (tensors and plain data) to ``path`` with a sidecar holding its sha256, size and ``meta``."""
+    check_plain(obj, str(path))
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     data = buffer.getvalue()
@@ -35,13 +61,19 @@ def save_checked(path: Path, obj: Any, meta: dict[str, Any] | None = None) -> No
 def read_meta(path: Path) -> dict[str, Any]:
     """The sidecar of a checked artifact (raises ArtifactError when missing or unreadable)."""
     try:
-        return json.loads(_sidecar(path).read_text())
+        meta = json.loads(_sidecar(path).read_text())
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{path} has no readable checksum file ({exc.__class__.__name__})") from None
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{path} has a malformed checksum file")
+    return meta
 
 
 def load_checked(path: Path, expect: dict[str, Any] | None = None, map_location: str | torch.device = "cpu") -> Any:
-    """Load a checked artifact after verifying its checksum and any ``expect``-ed sidecar fields."""
+    """Load a checked artifact after verifying its checksum and any ``expect``-ed sidecar fields.
+
+    Only tensors and plain data are rebuilt (weights_only=True); anything else raises ArtifactError, unexecuted.
+    """
     meta = read_meta(path)
     try:
         data = path.read_bytes()
@@ -52,7 +84,13 @@ def load_checked(path: Path, expect: dict[str, Any] | None = None, map_location:
     for key, value in (expect or {}).items():
         if meta.get(key) != value:
             raise ArtifactError(f"{path} was written with {key}={meta.get(key)!r}, expected {value!r}")
-    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+    try:
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, ...: whatever it is, it is not data
+        raise ArtifactError(
+            f"{path} holds more than tensors and plain data, so it was not loaded (written by an older koopsweep, "
+            f"or planted: {type(exc).__name__})"
+        ) from None
 
 
 def remove_checked(path: Path) -> None:

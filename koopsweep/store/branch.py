@@ -1,4 +1,4 @@
-"""A branch's own checkpoint: the fine-tuning state and the metrics measured so far, for exact resume."""
+"""A branch's own checkpoint: the fine-tuning state, the metrics and Koopman fit summary so far, for exact resume."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from koopsweep.errors import ArtifactError
 from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
+from koopsweep.store.trunk import remove_empty_dirs
 from koopsweep.train import state as train_state
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ class BranchCheckpoint:
         self.layout_hash = layout_hash
 
     def save(self, run: "Run") -> None:
-        payload = {"trainer": train_state.capture(run.trainer), "metrics": run.metrics, "timings": run.timings}
+        payload = {"trainer": train_state.capture(run.trainer), "metrics": run.metrics, "timings": run.timings,
+                   "koopman": run.koopman}  # the fit summary: results.json and the spectrum figure after a resume
         save_checked(self.path, payload, {"layout_hash": self.layout_hash})
 
     def restore(self, run: "Run") -> bool:
@@ -40,7 +42,10 @@ class BranchCheckpoint:
         train_state.restore(run.trainer, payload["trainer"], run.space)
         run.metrics.update(payload["metrics"])
         run.timings.update(payload["timings"])
+        run.koopman = payload.get("koopman")
         return True
 
     def clear(self) -> None:
+        """Delete the checkpoint, and its folder when nothing else is left in it."""
         remove_checked(self.path)
+        remove_empty_dirs(self.path.parent, stop=self.path.parent.parent)

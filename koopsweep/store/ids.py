@@ -97,3 +97,26 @@ def branch_spec(cfg: DictConfig) -> dict[str, Any]:
 def branch_id(cfg: DictConfig) -> str:
     """16 hex digits naming one (trunk, pruner, fraction, pruning time, fine-tuning) cell."""
     return _digest(branch_spec(cfg))
+
+
+# Where and how a run executes, not which run it is: the same command started from another folder, with more
+# threads, a progress bar or logged offline first is the same W&B run.
+RUN_ID_IGNORED = ("paths", "threads", "progress", "logger.mode")
+
+
+def wandb_run_id(resolved: dict[str, Any], branch: str) -> str:
+    """16 hex digits naming a W&B run: the branch id plus every other setting that tells runs apart.
+
+    The branch id alone leaves out what does not change the numbers (experiment name, logger group, evaluation
+    settings, tags), so two experiments or groups would share one W&B run and be merged on upload. The same command
+    still gives the same id, so a rerun resumes its own run.
+    """
+    identity = json.loads(json.dumps(resolved, default=str))
+    for dotted in RUN_ID_IGNORED:
+        *parents, leaf = dotted.split(".")
+        node = identity
+        for key in parents:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return _digest({"branch": branch, "run": identity})

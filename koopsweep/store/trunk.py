@@ -9,18 +9,18 @@ it-<iteration>.pt`` (full training states), ``windows/<key>/`` (snapshot chunks 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from koopsweep.errors import ArtifactError
 from koopsweep.atomic import write_json_atomic
-from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
+from koopsweep.store.artifacts import load_checked, read_meta, remove_checked, save_checked
+from koopsweep.store.lock import hold, try_hold
 
 log = logging.getLogger(__name__)
 _STATE_RE = re.compile(r"^it-(\d+)\.pt$")
@@ -32,19 +32,23 @@ class Trunk:
     def __init__(self, store_dir: Path, trunk_id: str, spec: dict[str, Any] | None = None):
         self.id = trunk_id
         self.path = Path(store_dir) / "trunks" / trunk_id
+        self._spec = spec
+        self._write_spec()
+
+    def _write_spec(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        if spec is not None and not (self.path / "spec.json").exists():
-            write_json_atomic(self.path / "spec.json", spec)
+        if self._spec is not None and not (self.path / "spec.json").exists():
+            write_json_atomic(self.path / "spec.json", self._spec)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive lock across processes: one trains the trunk, the others wait and then reuse it."""
-        with open(self.path / "lock", "a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def lock(self, while_waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """Exclusive lock across processes: one trains the trunk, the others wait (saying for whom) and reuse it.
+
+        ``while_waiting`` runs between polls while another process holds the lock; raise from it to stop waiting.
+        """
+        with hold(self.path / "lock", f"trunk {self.id}", while_waiting):
+            self._write_spec()  # `store gc` may have removed the trunk while we waited
+            yield
 
     def _state_path(self, iteration: int) -> Path:
         return self.path / "states" / f"it-{iteration:09d}.pt"
@@ -57,8 +61,37 @@ class Trunk:
         found = (_STATE_RE.match(p.name) for p in folder.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def save_state(self, iteration: int, state: dict[str, Any], layout_hash: str) -> None:
-        save_checked(self._state_path(iteration), state, {"iteration": iteration, "layout_hash": layout_hash})
+    def save_state(self, iteration: int, state: dict[str, Any], layout_hash: str, temporary: bool = False) -> None:
+        """Keep a full training state; ``temporary`` marks one saved only because a run was stopped there."""
+        meta: dict[str, Any] = {"iteration": iteration, "layout_hash": layout_hash}
+        if temporary:
+            meta["temporary"] = True
+        save_checked(self._state_path(iteration), state, meta)
+
+    def drop_temporary_states(self, before: int) -> None:
+        """Delete the states saved on a stop (not on the checkpoint period) below ``before``, once a run passed them.
+
+        A run stopped inside a Koopman window restarts the window from its start, so the state where it stopped
+        would otherwise stay in the store unused. Call under the lock.
+        """
+        for iteration in self.state_iterations():
+            path = self._state_path(iteration)
+            if iteration < before and _meta_or_none(path).get("temporary"):
+                remove_checked(path)
+
+    def remove_if_unused(self) -> bool:
+        """Delete this trunk when it holds nothing to reuse (no state, window or fit) and nobody holds its lock.
+
+        What a run that failed early leaves behind: spec.json, the lock file and maybe a few curve lines.
+        """
+        with try_hold(self.path / "lock") as busy:
+            if busy is not None or not self.path.is_dir():
+                return False
+            keeps = (self.state_iterations(), _entries(self.path / "windows"), _entries(self.path / "fits"))
+            if any(keeps):
+                return False
+            self.remove()
+        return True
 
     def load_state(self, iteration: int, layout_hash: str) -> dict[str, Any] | None:
         """The verified state at ``iteration``; a corrupt one is deleted with a warning and None returned."""
@@ -128,3 +161,32 @@ class Trunk:
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+
+def _meta_or_none(path: Path) -> dict[str, Any]:
+    try:
+        return read_meta(path)
+    except ArtifactError:
+        return {}
+
+
+def _entries(folder: Path) -> list[Path]:
+    return list(folder.iterdir()) if folder.is_dir() else []
+
+
+def remove_empty_dirs(folder: Path, stop: Path) -> None:
+    """Remove the empty folders in and above ``folder`` (bottom-up), up to but not including ``stop``.
+
+    Only empty folders go (rmdir), so a folder another process is filling at the same time stays.
+    """
+    folder, stop = Path(folder), Path(stop)
+    if folder.is_dir():
+        for inner in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                inner.rmdir()
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, gone or not ours: stop climbing
+            return
+        folder = folder.parent

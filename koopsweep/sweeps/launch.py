@@ -23,7 +23,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from koopsweep.config import conf_dir, setup
+from koopsweep.config import conf_dir, setup, unique_suffix
 from koopsweep.errors import ConfigError, KoopsweepError
 from koopsweep.sweeps import launchers
 from koopsweep.sweeps.plan import SweepPlan, plan_sweep
@@ -88,7 +88,7 @@ def _sweep_dir(plan: SweepPlan, extra: Sequence[str]) -> tuple[Path, list[str]]:
         if override.startswith("hydra.sweep.dir="):
             return Path(override.split("=", 1)[1].strip("'\"")), []
     cfg = plan.points[0].cfg
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    stamp = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}-{unique_suffix()}"
     path = Path(str(cfg.paths.log_dir)) / "multiruns" / str(cfg.experiment_name) / stamp
     return path, [f"hydra.sweep.dir={hydra_quote(str(path))}"]
 

@@ -48,6 +48,7 @@ _RANK = {"disabled": 0, "offline": 1, "online": 2}
 _DEFAULT_HOSTS = ("api.forge.coreweave.com", "api.wandb.ai")
 _RUN_ID_FORBIDDEN = re.compile(r"[:;,#?/'\\%\s]")
 _open: list[Tracker] = []  # the tracker whose run is still open in this process (at most one)
+_unreachable: list[str] = []  # why an online init failed in this process: later runs go offline at once
 
 
 def _netrc_path(env: Mapping[str, str]) -> Path:
@@ -137,6 +138,18 @@ def flatten_config(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+ONLINE_INIT_TIMEOUT_S = 8.0
+"""How long an online `wandb.init` may take before the run falls back to offline (wandb's default is 90 s, spent
+retrying an unreachable server before training starts). WANDB_INIT_TIMEOUT, when set, wins."""
+
+
+def _init_timeout(mode: str) -> dict[str, float]:
+    """``init_timeout`` for wandb.Settings: bounded for online runs unless the user set WANDB_INIT_TIMEOUT."""
+    if mode != "online" or os.environ.get("WANDB_INIT_TIMEOUT", "").strip():
+        return {}
+    return {"init_timeout": ONLINE_INIT_TIMEOUT_S}
+
+
 def _check_names(tags: Sequence[str], run_id: str | None) -> list[str]:
     """Reject what wandb would reject later with a traceback, as one-line ConfigErrors."""
     if isinstance(tags, str):
@@ -181,6 +194,8 @@ class Tracker:
         `display_config` (flat dotted keys) defaults to the flattened resolved config.
         """
         resolved, reason = resolve_mode(mode)
+        if resolved == "online" and _unreachable:  # a previous job of this process already waited for the server
+            resolved, reason = "offline", _unreachable[-1]
         tag_list = _check_names(tags, run_id)
         run_dir = Path(run_dir).expanduser().resolve()  # Hydra may chdir: never depend on the working directory
         for previous in list(_open):  # reinit would finish it as a success; an unfinished job did not succeed
@@ -208,7 +223,7 @@ class Tracker:
             reinit="finish_previous",
             # koopsweep prints its own summary and the one line about offline runs; W&B's banner and summary
             # table would repeat them (errors and warnings still show).
-            settings=wandb.Settings(quiet=True),
+            settings=wandb.Settings(quiet=True, **_init_timeout(resolved)),
         )
         if run_id is not None:
             kwargs.update(id=run_id, resume="allow")
@@ -223,6 +238,11 @@ class Tracker:
                     raise
                 resolved = "offline"
                 reason = f"W&B server unreachable or key rejected ({_first_line(exc)})"
+                _unreachable.append(reason)
+                # wandb-core keeps the failed attempt's stream under the run id ("run ID ... is in use" on the
+                # retry): stop the service, so the offline run starts in a fresh one with the same id.
+                wandb.teardown()
+                kwargs["settings"] = wandb.Settings(quiet=True)
                 run = wandb.init(mode="offline", **kwargs)
         except (wandb.errors.UsageError, ValueError) as exc:
             raise ConfigError(f"W&B rejected the logger settings: {_first_line(exc)}") from exc
@@ -295,12 +315,14 @@ class Tracker:
             self._run.log({key: table}, step=step)
 
     def log_spectrum(
-        self, eigenvalues: Any, chosen_index: int, key: str = "koopman/spectrum", step: int | None = None
+        self, eigenvalues: Any, chosen_index: int, key: str = "koopman/spectrum", step: int | None = None,
+        upload: bool = True,
     ) -> Path:
         """Plot eigenvalues in the complex plane with the unit circle and the chosen one highlighted.
 
         The PNG is saved under `run_dir/figures/` in every mode (it is a result, not a W&B file) and logged as a
-        wandb.Image when a run is active. Returns the PNG path.
+        wandb.Image when a run is active and `upload` (a resumed run redraws its figure without logging it twice).
+        Returns the PNG path.
         """
         self._active()
         if hasattr(eigenvalues, "detach"):  # torch tensor, possibly on a GPU
@@ -318,7 +340,7 @@ class Tracker:
             f"chosen λ = {chosen.real:.6f}{chosen.imag:+.6f}i (|λ-1| = {abs(chosen - 1):.2e}), {len(lam)} eigenvalues"
         )
         _plot_spectrum(lam, chosen, caption, path)
-        if self._run is not None:
+        if self._run is not None and upload:
             import wandb
 
             self._run.log({key: wandb.Image(str(path), caption=caption)}, step=step)

@@ -6,6 +6,7 @@ later time, or one that was stopped, resumes from the latest state instead of st
 
 from __future__ import annotations
 
+from koopsweep.errors import ArtifactError
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import Tracker
 from koopsweep.train import state as train_state
@@ -30,16 +31,23 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
     target = run.plan.prune_at
     layout = run.space.layout_hash
     window = KoopmanWindow.for_run(run, trunk) if run.scorer is not None and run.scorer.requires_koopman else None
-    with trunk.lock():
+
+    def stop_waiting() -> None:  # SIGTERM while another run holds the trunk: stop now, not once it is free
+        signum = run.trainer.stop_requested()
+        if signum is not None:
+            raise Preempted(run.trainer.iteration, signum)
+
+    with trunk.lock(stop_waiting):
         fit = window.cached() if window is not None else None
         recording = window if window is not None and fit is None else None
         if recording is None or recording.complete():
             state = trunk.load_state(target, layout) if target in trunk.state_iterations() else None
-            if state is not None:
+            fitted = recording.fit_or_discard() if recording is not None and state is not None else fit
+            if state is not None and (recording is None or fitted is not None):
                 train_state.restore(run.trainer, state, run.space)
                 run.metrics["trunk/reused_iterations"] = target
                 _replay_curve(trunk, tracker, target)
-                return recording.fit_and_cache() if recording is not None else fit
+                return fitted
         start_limit = recording.start if recording is not None else target
         state = trunk.latest_state(start_limit, layout)
         if state is not None:
@@ -62,14 +70,20 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
                 hook(run.trainer.iteration)  # the starting point itself (θ(t0) of a window beginning here)
             train_phase(run, target, "dense", tracker, on_curve=trunk.append_curve)
         except Preempted:
-            trunk.save_state(run.trainer.iteration, train_state.capture(run.trainer), layout)
+            if run.trainer.iteration not in saved:  # resume point; dropped once a run has passed it
+                trunk.save_state(run.trainer.iteration, train_state.capture(run.trainer), layout, temporary=True)
             raise
         finally:
             for hook in hooks:
                 run.trainer.hooks.remove(hook)
         if target not in saved:
             trunk.save_state(target, train_state.capture(run.trainer), layout)
+        trunk.drop_temporary_states(before=target)
         if recording is not None:
             recording.close()
-            return recording.fit_and_cache()
+            try:
+                return recording.fit_and_cache()
+            except ArtifactError:
+                recording.discard()  # written just now and already unreadable: the next run records it again
+                raise
     return fit

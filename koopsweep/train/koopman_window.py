@@ -22,7 +22,7 @@ import torch
 from koopsweep.errors import ArtifactError
 from koopsweep.koopman import SnapshotHook, SnapshotRecorder, SnapshotWindow, fit_dmd
 from koopsweep.koopman.memory import MemoryRecorder, MemoryWindow, memory_budget, window_bytes
-from koopsweep.store.artifacts import load_checked, save_checked
+from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
 from koopsweep.store.trunk import Trunk
 
 if TYPE_CHECKING:
@@ -80,7 +80,14 @@ class KoopmanWindow:
     @classmethod
     def for_run(cls, run: Run, trunk: Trunk) -> KoopmanWindow:
         koop = run.cfg.koopman
-        run.plan.check_koopman_window(koop.delays)
+        plan = run.plan
+        plan.check_koopman_window(koop.delays)
+        if plan.window_clipped:  # early pruning times of the paper's timing sweeps rely on this: say it, once
+            log.warning(
+                "koopman.window=%s (%d it) reaches back before iteration 0 when pruning at iteration %d: the window "
+                "was clipped to [0, %d] (%d snapshots)", koop.window, plan.window_requested, plan.prune_at,
+                plan.prune_at, plan.window_snapshots,
+            )
         lr, momentum = run.gradient_settings()
         window = cls(trunk, run.space.layout_hash, run.space.numel, run.plan.window_start, run.plan.prune_at,
                      koop.stride, koop.chunk_size, koop.rank_tol, koop.delays, run.device, lr, momentum,
@@ -100,6 +107,7 @@ class KoopmanWindow:
             return load_checked(self.fit_path, expect={"layout_hash": self.layout_hash})
         except ArtifactError as exc:
             log.warning("%s; fitting again", exc)
+            remove_checked(self.fit_path)  # rebuilt by this fit, and warned about once
             return {}
 
     def cached(self) -> FitVectors | None:
@@ -145,7 +153,25 @@ class KoopmanWindow:
             self._in_memory = closed if isinstance(closed, MemoryWindow) else None
             self._hook = None
 
+    def discard(self) -> None:
+        """Delete the recorded snapshots (under the trunk's lock), so that the next recording starts clean."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
     # -------------------------------------------------------------------------------------------- fitting
+    def fit_or_discard(self) -> FitVectors | None:
+        """Fit a complete recorded window; None (one warning, window deleted) when a chunk does not verify.
+
+        Completeness is checked from sizes and headers only; the checksums are read by the fit itself, so a chunk
+        corrupted on disk shows up here. Deleting the window lets the caller record it again now, instead of the
+        same error on every rerun.
+        """
+        try:
+            return self.fit_and_cache()
+        except ArtifactError as exc:
+            log.warning("%s; recording the window again", exc)
+            self.discard()
+            return None
+
     def fit_and_cache(self) -> FitVectors:
         """Fit the recorded window, keep what pruning needs in the fit cache, then drop the snapshots.
 

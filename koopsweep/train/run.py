@@ -6,7 +6,9 @@ branch (pruning and fine-tuning) is this run's own, checkpointed when the run is
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,10 @@ from koopsweep.prune.scorers import GradientMagnitudeScorer, PruneContext, Score
 from koopsweep.atomic import write_json_atomic
 from koopsweep.results import package_versions, summary_table
 from koopsweep.store import branch_id, trunk_id, trunk_spec
+from koopsweep.store.ids import wandb_run_id
 from koopsweep.store.artifacts import save_checked
 from koopsweep.store.branch import BranchCheckpoint
-from koopsweep.store.trunk import Trunk
+from koopsweep.store.trunk import Trunk, remove_empty_dirs
 from koopsweep.tracking import Tracker, flatten_config
 from koopsweep.train import runtime
 from koopsweep.train.koopman_window import FitVectors
@@ -171,8 +174,6 @@ def log_koopman(run: Run, ctx: PruneContext, tracker: Tracker) -> None:
     """The chosen eigenvalue, kept rank, mode's imaginary share and the whole spectrum (results and W&B)."""
     fit = ctx.koopman()
     summary = fit.summary()
-    lam = torch.complex(torch.tensor(summary["spectrum"]["re"]), torch.tensor(summary["spectrum"]["im"]))
-    chosen = int(torch.argmin((lam - 1).abs()))
     run.koopman = summary
     run.metrics.update(
         {
@@ -186,7 +187,15 @@ def log_koopman(run: Run, ctx: PruneContext, tracker: Tracker) -> None:
             "time/koopman_fit_s": fit.seconds,
         }
     )
-    tracker.log_spectrum(lam, chosen, step=run.trainer.iteration)
+    plot_spectrum(run, tracker)
+
+
+def plot_spectrum(run: Run, tracker: Tracker, upload: bool = True) -> None:
+    """The spectrum of ``run.koopman`` with the eigenvalue nearest 1 marked (figures/, and W&B when ``upload``)."""
+    spectrum = run.koopman["spectrum"]
+    lam = torch.complex(torch.tensor(spectrum["re"]), torch.tensor(spectrum["im"]))
+    chosen = int(torch.argmin((lam - 1).abs()))
+    tracker.log_spectrum(lam, chosen, step=run.plan.prune_at, upload=upload)
 
 
 def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
@@ -218,7 +227,8 @@ def _resolved(cfg: DictConfig) -> dict[str, Any]:
 def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trunk: str, branch: str) -> Tracker:
     """One W&B run per grid cell, grouped by experiment, tagged with method, model, dataset and trunk.
 
-    The W&B run id is the branch id, so a preempted or re-issued cell resumes its own run instead of adding one.
+    The W&B run id is the branch id and the rest of the config (store.ids.wandb_run_id): a preempted or re-issued
+    cell resumes its own run, and two experiments or groups never share one.
     """
     log = cfg.logger
     pruner = cfg.pruner
@@ -237,7 +247,7 @@ def start_tracker(cfg: DictConfig, resolved: dict[str, Any], out_dir: Path, trun
         run_dir=out_dir,
         resolved_config=resolved,
         display_config=display,
-        run_id=branch,
+        run_id=wandb_run_id(resolved, branch),
         notes=log.notes,
     )
 
@@ -247,6 +257,15 @@ def _trunk_for(cfg: DictConfig, store_dir: Path, branch: str) -> Trunk:
     if cfg.store.reuse:
         return Trunk(store_dir, trunk_id(cfg), trunk_spec(cfg))
     return Trunk(store_dir / "branches" / branch, "private-trunk")
+
+
+@contextlib.contextmanager
+def _tidy(trunk: Trunk) -> Iterator[None]:
+    """However the run ends, a trunk it left with nothing to reuse (it failed early) does not stay in the store."""
+    try:
+        yield
+    finally:
+        trunk.remove_if_unused()
 
 
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
@@ -262,10 +281,16 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     trunk = _trunk_for(cfg, store_dir, branch)
     checkpoint = BranchCheckpoint(store_dir / "branches" / branch, run.space.layout_hash)
     status, exit_code = "finished", 0
-    with catch_stop_signals() as stop, start_tracker(cfg, resolved, run.out_dir, trunk.id, branch) as tracker:
+    with (
+        catch_stop_signals() as stop,
+        _tidy(trunk),
+        start_tracker(cfg, resolved, run.out_dir, trunk.id, branch) as tracker,
+    ):
         run.trainer.stop_requested = stop
         try:
             resumed = checkpoint.restore(run)
+            if resumed and run.koopman is not None:
+                plot_spectrum(run, tracker, upload=False)  # this folder's figure; W&B has it from before the stop
             if not resumed:
                 fit = train_trunk(run, trunk, tracker)
                 run.record_dense_eval(trunk)
@@ -285,6 +310,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
             run.metrics["preempted_at"] = exc.iteration
         if not cfg.store.reuse and status != "preempted":
             trunk.remove()
+            remove_empty_dirs(store_dir / "branches" / branch, stop=store_dir / "branches")
         results = _results(run, cfg, resolved, status, trunk.id, branch, wall)
         save_checked(run.out_dir / "model.pt", {k: v.cpu() for k, v in run.model.state_dict().items()})
         write_json_atomic(run.out_dir / "results.json", results)
@@ -301,7 +327,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
 def _results(run: Run, cfg: DictConfig, resolved: dict[str, Any], status: str, trunk: str, branch: str,
              wall: float) -> dict[str, Any]:
     amount = run.amount()
-    run.metrics.update(parameter_counts(run.model, run.space))
+    run.metrics.update(parameter_counts(run.model, run.space, run.trainer.masks))  # the mask's, even after NaNs
     run.metrics.update(flop_metrics(run.model, run.data.input_shape))
     run.timed("total", time.perf_counter() - wall)
     run.metrics.update(run.timings)
@@ -314,7 +340,7 @@ def _results(run: Run, cfg: DictConfig, resolved: dict[str, Any], status: str, t
         "branch_id": branch,
         "iterations": {"per_epoch": run.plan.iterations_per_epoch, "prune_at": run.plan.prune_at, "end": run.plan.end},
         "metrics": run.metrics,
-        "layer_sparsity": layer_sparsity(run.model, run.space),
+        "layer_sparsity": layer_sparsity(run.model, run.space, run.trainer.masks),
         "koopman": run.koopman,
         "config": resolved,
         "versions": package_versions(),

@@ -1,7 +1,8 @@
-"""A trainer's full state (model, optimizer, RNGs, iteration, masks) as one picklable dict.
+"""A trainer's full state (model, optimizer, RNGs, iteration, masks) as one dict of tensors and plain data.
 
 Data order and learning rate are pure functions of (seed, iteration), so this is all a resumed run needs to
-continue bit for bit.
+continue bit for bit. Everything in it loads with ``torch.load(weights_only=True)``: numpy's and Python's RNG
+states (an ndarray and nested tuples) are stored as tensors, lists and numbers, never as pickled objects.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ def capture(trainer: Trainer) -> dict[str, Any]:
         "rng": {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": np.random.get_state(),
-            "python": random.getstate(),
+            "numpy": _numpy_rng_state(),
+            "python": _python_rng_state(),
         },
         "masks": trainer.masks.state_dict() if trainer.masks is not None else None,
     }
@@ -48,13 +49,40 @@ def restore(trainer: Trainer, state: dict[str, Any], space: ParamSpace) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
+    _set_numpy_rng_state(rng["numpy"])
+    _set_python_rng_state(rng["python"])
     masks = state.get("masks")
     if masks is not None:
         if masks["layout_hash"] != space.layout_hash:
             raise ValueError("the saved masks were made for another parameter layout")
         trainer.masks = MaskSet(space, masks["keep"].to(device))
+
+
+def _numpy_rng_state() -> dict[str, Any]:
+    """numpy's legacy global RNG state (MT19937) as a str, a tensor of its 624 keys and plain numbers."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "bit_generator": str(name),
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def _set_numpy_rng_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((state["bit_generator"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"]))
+
+
+def _python_rng_state() -> dict[str, Any]:
+    """``random.getstate()`` as {version, state: list of ints, gauss}."""
+    version, internal, gauss = random.getstate()
+    return {"version": int(version), "state": [int(v) for v in internal], "gauss": gauss}
+
+
+def _set_python_rng_state(state: dict[str, Any]) -> None:
+    random.setstate((state["version"], tuple(state["state"]), state["gauss"]))
 
 
 def _to_cpu(tree: Any) -> Any:
