@@ -29,26 +29,54 @@ REPO = Path(__file__).resolve().parent.parent
 
 def cell(tree: Path, root: Path, data_dir: str, threads: int, fraction: float, out: str, device: str = "cpu") -> dict:
     """Run one cell in a fresh process from ``tree``; return its wall time and its own timings."""
-    args = [sys.executable, "-m", "koopsweep", "model=mnistnet", "dataset=mnist", f"paths.data_dir={data_dir}",
-            "dataset.source.download=false", "schedule.train=1ep", "schedule.finetune=1ep", "pruner=gmp",
-            f"pruner.fraction={fraction}", f"threads={threads}", "logger=none", "progress=false", f"device={device}",
-            f"hydra.run.dir={root / 'runs' / out}"]
-    env = {**os.environ, "PYTHONPATH": str(tree), "KOOPSWEEP_ROOT": str(root), "WANDB_MODE": "disabled",
-           "OMP_NUM_THREADS": str(threads)}
+    args = [
+        sys.executable,
+        "-m",
+        "koopsweep",
+        "model=mnistnet",
+        "dataset=mnist",
+        f"paths.data_dir={data_dir}",
+        "dataset.source.download=false",
+        "schedule.train=1ep",
+        "schedule.finetune=1ep",
+        "pruner=gmp",
+        f"pruner.fraction={fraction}",
+        f"threads={threads}",
+        "logger=none",
+        "progress=false",
+        f"device={device}",
+        f"hydra.run.dir={root / 'runs' / out}",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "KOOPSWEEP_ROOT": str(root),
+        "WANDB_MODE": "disabled",
+        "OMP_NUM_THREADS": str(threads),
+    }
     start = time.perf_counter()
     proc = subprocess.run(args, env=env, cwd=root, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"cell failed in {tree}:\n{proc.stderr[-3000:]}")
     metrics = json.loads((root / "runs" / out / "results.json").read_text())["metrics"]
-    return {"wall": wall, "finetune": metrics["time/finetune_s"], "inside": metrics["time/total_s"],
-            "acc": metrics["final/test_acc"]}
+    return {
+        "wall": wall,
+        "finetune": metrics["time/finetune_s"],
+        "inside": metrics["time/total_s"],
+        "acc": metrics["final/test_acc"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH",
-                        help="a source tree to measure (repeatable; default: this checkout)")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a source tree to measure (repeatable; default: this checkout)",
+    )
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -64,15 +92,27 @@ def main() -> None:
         for r in range(args.repeats):
             order = list(trees.items()) if r % 2 == 0 else list(reversed(trees.items()))
             for name, tree in order:
-                got = cell(Path(tree).resolve(), Path(tmp) / name, args.data_dir, args.threads, 0.6 + 0.05 * r,
-                           f"cell{r}", args.device)
+                got = cell(
+                    Path(tree).resolve(),
+                    Path(tmp) / name,
+                    args.data_dir,
+                    args.threads,
+                    0.6 + 0.05 * r,
+                    f"cell{r}",
+                    args.device,
+                )
                 measured[name].append(got)
-                print(f"  round {r + 1} {name}: wall {got['wall']:.1f} s, fine-tuning {got['finetune']:.1f} s",
-                      flush=True)
-    print(f"\nreused GMP cell, MnistNet on MNIST, 1 epoch of fine-tuning, {args.device}, {args.threads} threads, "
-          f"median of {args.repeats}:")
-    print(f"{'tree':<10}{'wall s':>9}{'fine-tune s':>13}{'outside s':>11}{'outside / fine-tune':>22}"
-          f"{'in-process outside s':>23}")
+                print(
+                    f"  round {r + 1} {name}: wall {got['wall']:.1f} s, fine-tuning {got['finetune']:.1f} s", flush=True
+                )
+    print(
+        f"\nreused GMP cell, MnistNet on MNIST, 1 epoch of fine-tuning, {args.device}, {args.threads} threads, "
+        f"median of {args.repeats}:"
+    )
+    print(
+        f"{'tree':<10}{'wall s':>9}{'fine-tune s':>13}{'outside s':>11}{'outside / fine-tune':>22}"
+        f"{'in-process outside s':>23}"
+    )
     for name, rows in measured.items():
         wall = statistics.median(r["wall"] for r in rows)
         tune = statistics.median(r["finetune"] for r in rows)

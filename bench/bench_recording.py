@@ -49,11 +49,25 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
     mnist = (Path(args.data_dir) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
-    data = ["dataset=mnist", f"paths.data_dir={args.data_dir}", "dataset.source.download=false"] if mnist else [
-        "dataset=mnist_mini"]
-    base = [f"model={args.model}", *data, "logger=none", "store.reuse=false", f"threads={args.threads}",
-            "progress=false", f"schedule.train={args.epochs}ep", "schedule.finetune=0it", "schedule.eval_every=1ep",
-            "koopman.window=1ep", "pruner.fraction=0.9", f"device={args.device}"]
+    data = (
+        ["dataset=mnist", f"paths.data_dir={args.data_dir}", "dataset.source.download=false"]
+        if mnist
+        else ["dataset=mnist_mini"]
+    )
+    base = [
+        f"model={args.model}",
+        *data,
+        "logger=none",
+        "store.reuse=false",
+        f"threads={args.threads}",
+        "progress=false",
+        f"schedule.train={args.epochs}ep",
+        "schedule.finetune=0it",
+        "schedule.eval_every=1ep",
+        "koopman.window=1ep",
+        "pruner.fraction=0.9",
+        f"device={args.device}",
+    ]
     timings: dict[str, list[float]] = {"gmp": [], "kmp": []}
     fit = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,8 +79,10 @@ def main() -> None:
                     fit.append(metrics["time/koopman_fit_s"])
                 print(f"  round {r + 1}: {method} dense {seconds:.1f} s", flush=True)
     plain, recorded = statistics.median(timings["gmp"]), statistics.median(timings["kmp"])
-    print(f"\n{args.model} on {'MNIST' if mnist else 'mnist_mini'}, {args.epochs} epochs dense, window = last epoch, "
-          f"device {args.device}, {args.threads} threads")
+    print(
+        f"\n{args.model} on {'MNIST' if mnist else 'mnist_mini'}, {args.epochs} epochs dense, window = last epoch, "
+        f"device {args.device}, {args.threads} threads"
+    )
     print(f"dense training without recording (baseline): {plain:7.1f} s (median of {args.repeats})")
     print(f"dense training with recording:               {recorded:7.1f} s")
     print(f"recording overhead:                          {100 * (recorded / plain - 1):+7.2f} %")

@@ -85,8 +85,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     gib = 8 * args.numel * args.snapshots / 2**30
-    print(f"{args.numel:,} parameters × {args.snapshots} snapshots: {gib:.1f} GiB of float64 increments per device;"
-          f" CPU threads {torch.get_num_threads()}")
+    print(
+        f"{args.numel:,} parameters × {args.snapshots} snapshots: {gib:.1f} GiB of float64 increments per device;"
+        f" CPU threads {torch.get_num_threads()}"
+    )
     results = {}
     source = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the same data for every device
     for name in args.devices:
@@ -96,9 +98,12 @@ def main() -> None:
             continue
         results[name] = run(device, source, args.numel, args.snapshots, 0, args.fraction)
         r = results[name]
-        print(f"{name:>5}: record {r['record']:7.2f} s (Gram {r['gram']:6.2f} s), fit {r['fit']:6.2f} s, "
-              f"θ* and ĝ {r['vectors']:6.2f} s; rank {r['rank']}, λ* = {r['eigenvalue']:.9f} "
-              f"(generating the data: {r['generate']:.1f} s, not counted)", flush=True)
+        print(
+            f"{name:>5}: record {r['record']:7.2f} s (Gram {r['gram']:6.2f} s), fit {r['fit']:6.2f} s, "
+            f"θ* and ĝ {r['vectors']:6.2f} s; rank {r['rank']}, λ* = {r['eigenvalue']:.9f} "
+            f"(generating the data: {r['generate']:.1f} s, not counted)",
+            flush=True,
+        )
     if "cpu" in results and len(results) > 1:
         base = results["cpu"]
         for name, r in results.items():
@@ -107,10 +112,12 @@ def main() -> None:
             total_cpu = base["record"] + base["fit"] + base["vectors"]
             total = r["record"] + r["fit"] + r["vectors"]
             agree = float((r["keep"] == base["keep"]).float().mean())
-            print(f"cpu / {name}: record {base['record'] / r['record']:.1f}x, fit {base['fit'] / r['fit']:.1f}x, "
-                  f"θ* and ĝ {base['vectors'] / r['vectors']:.1f}x, all {total_cpu / total:.1f}x; KMP masks at "
-                  f"{args.fraction:g} agree on {100 * agree:.4f} % of parameters "
-                  f"(λ* differs by {abs(r['eigenvalue'] - base['eigenvalue']):.1e})")
+            print(
+                f"cpu / {name}: record {base['record'] / r['record']:.1f}x, fit {base['fit'] / r['fit']:.1f}x, "
+                f"θ* and ĝ {base['vectors'] / r['vectors']:.1f}x, all {total_cpu / total:.1f}x; KMP masks at "
+                f"{args.fraction:g} agree on {100 * agree:.4f} % of parameters "
+                f"(λ* differs by {abs(r['eigenvalue'] - base['eigenvalue']):.1e})"
+            )
     if not math.isfinite(sum(r["record"] for r in results.values())):
         raise SystemExit(1)
 

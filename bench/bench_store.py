@@ -28,8 +28,15 @@ sys.path.insert(0, str(REPO))
 from koopsweep.config.compose import compose_config  # noqa: E402
 from koopsweep.train.run import run_experiment  # noqa: E402
 
-METRICS = ("dense/test_acc", "pruned/test_acc", "pruned/test_loss", "final/test_acc", "final/test_loss",
-           "sparsity", "overlap/gmp")
+METRICS = (
+    "dense/test_acc",
+    "pruned/test_acc",
+    "pruned/test_loss",
+    "final/test_acc",
+    "final/test_loss",
+    "sparsity",
+    "overlap/gmp",
+)
 
 
 def run_grid(base: list[str], cells: list[list[str]], root: Path, reuse: bool) -> tuple[float, dict]:
@@ -44,8 +51,11 @@ def run_grid(base: list[str], cells: list[list[str]], root: Path, reuse: bool) -
         with contextlib.redirect_stdout(io.StringIO()):
             out = run_experiment(cfg)
         results[" ".join(cell)] = {k: out["metrics"].get(k) for k in METRICS}
-        print(f"  [{'store' if reuse else 'no reuse'}] {i + 1}/{len(cells)} {' '.join(cell)} "
-              f"final acc {out['metrics']['final/test_acc']:.4f}", flush=True)
+        print(
+            f"  [{'store' if reuse else 'no reuse'}] {i + 1}/{len(cells)} {' '.join(cell)} "
+            f"final acc {out['metrics']['final/test_acc']:.4f}",
+            flush=True,
+        )
     return time.perf_counter() - start, results
 
 
@@ -56,9 +66,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     mnist = (Path(args.data_dir) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists() and not args.quick
-    base = ["model=lenet_300_100", "logger=none", f"threads={args.threads}", "progress=false",
-            "schedule.train=8ep", "schedule.finetune=1ep", "schedule.eval_every=1ep", "koopman.window=1ep"]
-    base += ["dataset=mnist", f"paths.data_dir={args.data_dir}", "dataset.source.download=false"] if mnist else ["dataset=mnist_mini"]
+    base = [
+        "model=lenet_300_100",
+        "logger=none",
+        f"threads={args.threads}",
+        "progress=false",
+        "schedule.train=8ep",
+        "schedule.finetune=1ep",
+        "schedule.eval_every=1ep",
+        "koopman.window=1ep",
+    ]
+    base += (
+        ["dataset=mnist", f"paths.data_dir={args.data_dir}", "dataset.source.download=false"]
+        if mnist
+        else ["dataset=mnist_mini"]
+    )
     methods = ["kmp", "gmp"]  # Koopman first at each t, as `koopsweep sweep` orders a grid: its run records the window
     fractions = [0.5, 0.75, 0.875, 0.9375, 0.96875, 0.984375]
     times = ["2ep", "4ep", "6ep", "8ep"]
@@ -66,10 +88,16 @@ def main() -> None:
         fractions, times = fractions[:2], ["2ep", "4ep"]
         base = [b if not b.startswith("schedule.train") else "schedule.train=4ep" for b in base]
     # trunk-friendly order: the store helps most when a later pruning time resumes an earlier trunk state
-    cells = [[f"pruner={m}", f"pruner.fraction={f}", f"schedule.prune_at={t}"] for t in times for m in methods
-             for f in fractions]
-    print(f"grid: {len(methods)} methods x {len(fractions)} fractions x {len(times)} pruning times = {len(cells)} "
-          f"cells, {'MNIST' if mnist else 'mnist_mini'}, LeNet-300-100, {args.threads} threads")
+    cells = [
+        [f"pruner={m}", f"pruner.fraction={f}", f"schedule.prune_at={t}"]
+        for t in times
+        for m in methods
+        for f in fractions
+    ]
+    print(
+        f"grid: {len(methods)} methods x {len(fractions)} fractions x {len(times)} pruning times = {len(cells)} "
+        f"cells, {'MNIST' if mnist else 'mnist_mini'}, LeNet-300-100, {args.threads} threads"
+    )
     os.environ.setdefault("WANDB_MODE", "disabled")
     with tempfile.TemporaryDirectory() as tmp:
         t_store, r_store = run_grid(base, cells, Path(tmp) / "store_on", reuse=True)

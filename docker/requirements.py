@@ -7,19 +7,20 @@ backend (hatchling), so that the code layer installs with ``--no-build-isolation
 
     python docker/requirements.py pyproject.toml slurm > /tmp/requirements.txt
 
-``--installed torch torchvision`` prints ``torch==VERSION`` lines for what is installed (the base image's torch, kept
-by passing them as constraints). ``--lock`` prints the pins instead: every distribution that those requirements pull in, at the version installed
-in the current environment, except torch, torchvision and the CUDA wheels, which each image pins itself. Run it in
-the environment the test suite passed in to refresh docker/constraints.txt.
+``--installed torch torchvision`` prints ``torch==VERSION`` lines for what is installed (the base image's torch,
+kept by passing them as constraints). ``--lock`` prints the pins instead: every distribution that those requirements
+pull in, at the version installed in the current environment, except torch, torchvision and the CUDA wheels, which
+each image pins itself. Run it in the environment the test suite passed in to refresh docker/constraints.txt.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
+
+import tomllib
 
 # Pinned by each image itself (the GPU base image's torch, the CPU index's +cpu builds), never by constraints.txt.
 IMAGE_PINNED = ("torch", "torchvision", "triton")

@@ -11,6 +11,7 @@ Only the standard library is used here, so the GPU detection runs anywhere (no t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -139,10 +140,8 @@ def run_agents(planned: Sequence[Agent], base_env: Mapping[str, str] | None = No
     def send(proc: subprocess.Popen, signum: int) -> None:
         signalled.add(proc.pid)
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def forward(signum: int, frame: FrameType | None) -> None:
         stopped.append(signum)

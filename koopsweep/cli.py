@@ -24,7 +24,7 @@ def preflight(argv: Sequence[str]) -> int:
     return check_command_line(argv, _task)
 
 
-def _task(cfg) -> float | None:  # noqa: ANN001 - Hydra passes a DictConfig
+def _task(cfg) -> float | None:
     from koopsweep.config.checks import check_config
     from koopsweep.train.run import run_experiment
 

@@ -1,4 +1,9 @@
-"""What results.json records beyond the metrics (package versions), and the summary table a finished run prints."""
+"""results.json: the record of one run (built here, and only here), and the table a finished run prints.
+
+The record holds the run's status, what was pruned and how much, its trunk and branch ids, the schedule in
+iterations, every metric (the same names as the W&B summary, see docs/logging.md), the per-layer sparsity, the
+Koopman fit's summary, the resolved config, package versions and the device. koopsweep.report.collect reads it.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,39 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def results_record(
+    *,
+    status: str,
+    pruner: str,
+    fraction: float,
+    compression_target: float | None,
+    trunk_id: str,
+    branch_id: str,
+    iterations: dict[str, int],
+    metrics: dict[str, Any],
+    layer_sparsity: dict[str, float],
+    koopman: dict[str, Any] | None,
+    config: dict[str, Any],
+    device: str,
+) -> dict[str, Any]:
+    """The results.json of one run, every field named (koopsweep.report.collect reads these)."""
+    return {
+        "status": status,
+        "pruner": pruner,
+        "fraction": fraction,
+        "compression_target": compression_target,
+        "trunk_id": trunk_id,
+        "branch_id": branch_id,
+        "iterations": iterations,
+        "metrics": metrics,
+        "layer_sparsity": layer_sparsity,
+        "koopman": koopman,
+        "config": config,
+        "versions": package_versions(),
+        "device": device,
+    }
 
 
 def summary_table(results: dict[str, Any]) -> str:

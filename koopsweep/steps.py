@@ -18,7 +18,7 @@ class Step:
     iterations: int = 0
 
     @classmethod
-    def parse(cls, text: str | int | "Step", what: str = "step") -> "Step":
+    def parse(cls, text: str | int | Step, what: str = "step") -> Step:
         """Parse "3ep", "500it" or "2ep10it"; a bare integer counts iterations."""
         if isinstance(text, Step):
             return text

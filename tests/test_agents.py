@@ -137,12 +137,16 @@ def test_agent_mistakes_are_one_line(argv, message, capsys):
 def test_agents_start_with_their_env_through_the_wandb_cli(tmp_path, monkeypatch, capsys):
     """The real path to the agents, with a stand-in `wandb` that records what each agent received."""
     record = tmp_path / "agents.jsonl"
-    _fake(tmp_path / "bin", "wandb", f"""\
+    _fake(
+        tmp_path / "bin",
+        "wandb",
+        f"""\
         import json, os, sys
         with open({str(record)!r}, "a") as out:
             out.write(json.dumps({{"argv": sys.argv[1:], "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
                                    "omp": os.environ["OMP_NUM_THREADS"]}}) + "\\n")
-        """)
+        """,
+    )
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
     monkeypatch.setenv("WANDB_MODE", "online")
@@ -190,8 +194,9 @@ sys.exit(run_agents(agents))
 
 def test_sigterm_reaches_every_agent_and_its_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    runner = subprocess.Popen([sys.executable, "-c", _RUNNER, _AGENT, str(tmp_path)], stdout=subprocess.PIPE,
-                              text=True, env=env)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", _RUNNER, _AGENT, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert [runner.stdout.readline() for _ in range(2)] == ["ready\n", "ready\n"]  # both runs are training
         start = time.monotonic()
@@ -241,8 +246,17 @@ def _which(name: str) -> str | None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["--version"], ["-m", "pruner.fraction=0.5,0.9"], ["model=mnistnet", "device=cuda"],
-     ["sweep", "local", "smoke"], ["agent", "ent/proj/abc"], ["store", "list"], ["report", "outputs"], ["typo"]],
+    [
+        [],
+        ["--version"],
+        ["-m", "pruner.fraction=0.5,0.9"],
+        ["model=mnistnet", "device=cuda"],
+        ["sweep", "local", "smoke"],
+        ["agent", "ent/proj/abc"],
+        ["store", "list"],
+        ["report", "outputs"],
+        ["typo"],
+    ],
 )
 def test_entrypoint_passes_koopsweep_arguments_to_koopsweep(argv):
     assert container.command(argv, _which) == [sys.executable, "-m", "koopsweep", *argv]
@@ -255,7 +269,12 @@ def test_entrypoint_runs_other_programs_as_given(argv):
 
 def test_entrypoint_execs_koopsweep(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "koopsweep.container", "agent", "e/p/s", "--dry-run"],
-                          capture_output=True, text=True, env={**env, "CUDA_VISIBLE_DEVICES": "0"}, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "koopsweep.container", "agent", "e/p/s", "--dry-run"],
+        capture_output=True,
+        text=True,
+        env={**env, "CUDA_VISIBLE_DEVICES": "0"},
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("1 agent for e/p/s on 1 GPU:\n  CUDA_VISIBLE_DEVICES=0 ")

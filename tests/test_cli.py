@@ -9,16 +9,22 @@ import sys
 from pathlib import Path
 
 TINY = [
-    "dataset=synthetic", "dataset.source.train=256", "dataset.source.test=128", "dataset.batch_size=64",
-    "schedule.train=1ep", "schedule.finetune=1ep", "threads=1",
+    "dataset=synthetic",
+    "dataset.source.train=256",
+    "dataset.source.test=128",
+    "dataset.batch_size=64",
+    "schedule.train=1ep",
+    "schedule.finetune=1ep",
+    "threads=1",
 ]
 
 
 def _run(args: list[str], cwd: Path, mode: str = "disabled") -> subprocess.CompletedProcess:
     env = {**os.environ, "KOOPSWEEP_ROOT": str(cwd), "WANDB_MODE": mode, "OMP_NUM_THREADS": "1"}
     env.pop("WANDB_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "koopsweep", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "koopsweep", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_bad_override_in_a_subprocess_is_one_line_and_exit_2(tmp_path):

@@ -75,13 +75,18 @@ BAD_OVERRIDES = [
     (["seed=[1"], "cannot parse overrides"),
     (["pruner.fraction=0.5", "pruner.compression=4"], "are both set: give one"),
     (["pruner.compression=0.5"], "pruner.compression=0.5 is out of range"),
-    (["model=mnistnet", "pruner.compression=100"],
-     "pruner.compression=100 is unreachable for mnistnet: 5,580 of its 431,080 parameters are not prunable and stay "
-     "dense, so the largest reachable compression is 77.24x"),
+    (
+        ["model=mnistnet", "pruner.compression=100"],
+        "pruner.compression=100 is unreachable for mnistnet: 5,580 of its 431,080 parameters are not prunable and stay "
+        "dense, so the largest reachable compression is 77.24x",
+    ),
     (["pruner=none", "pruner.compression=2"], "removes nothing"),
     (["dataset.batch_size=20000"], "dataset.batch_size=20000 is larger than the 10,000 training examples"),
     (["dataset.train_size=70000"], "dataset.train_size=70000 but mnist_mini has 10,000 examples"),
-    (["schedule.train=1ep", "schedule.prune_at=100it"], "schedule.prune_at=100it (100 it) is after the end of training"),
+    (
+        ["schedule.train=1ep", "schedule.prune_at=100it"],
+        "schedule.prune_at=100it (100 it) is after the end of training",
+    ),
     (["-m", "schedule.train=1ep", "schedule.prune_at=10it,500it"], "schedule.prune_at=500it (500 it) is after"),
     (["schedule.prune_at=1it"], "holds 2 snapshots, fewer than the 3 DMD needs"),
     (["model._target_=collections.OrderedDict"], "model._target_=collections.OrderedDict built a OrderedDict"),
@@ -108,7 +113,7 @@ def test_multirun_expansion_matches_the_cartesian_product():
 
 
 def test_unusable_paths_are_one_line_before_any_data_is_loaded(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr("koopsweep.train.run.load_dataset", lambda *a, **k: pytest.fail("data were loaded"))
+    monkeypatch.setattr("koopsweep.train.session.load_dataset", lambda *a, **k: pytest.fail("data were loaded"))
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     cases = [

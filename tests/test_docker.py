@@ -12,12 +12,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 
@@ -165,9 +165,20 @@ def _copy(context: Path, sources: list[str], dest: Path) -> None:
             shutil.copy2(path, target)
 
 
-JUNK = ["outputs/runs/x/results.json", "store/trunks/abc/spec.json", "multirun/x.yaml", "wandb/debug.log",
-        "data/MNIST/raw/t10k", ".venv/bin/python", ".env", ".git/config", "conf/local/default.yaml",
-        "koopsweep/__pycache__/cli.cpython-311.pyc", "bench/results/x.json", "tests/test_cli.py"]
+JUNK = [
+    "outputs/runs/x/results.json",
+    "store/trunks/abc/spec.json",
+    "multirun/x.yaml",
+    "wandb/debug.log",
+    "data/MNIST/raw/t10k",
+    ".venv/bin/python",
+    ".env",
+    ".git/config",
+    "conf/local/default.yaml",
+    "koopsweep/__pycache__/cli.cpython-311.pyc",
+    "bench/results/x.json",
+    "tests/test_cli.py",
+]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -196,11 +207,31 @@ def test_the_build_context_holds_what_the_image_copies_and_nothing_local(dockerf
         if step.startswith("COPY "):
             *sources, dest = step.split()[1:]
             _copy(context, sources, src / dest if dest != "./" else src)
-    printed = subprocess.run([sys.executable, "requirements.py", "pyproject.toml", "slurm"], cwd=src,
-                             capture_output=True, text=True, check=True).stdout.split()
+    printed = subprocess.run(
+        [sys.executable, "requirements.py", "pyproject.toml", "slurm"],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert printed == image_requirements.requirements(REPO / "pyproject.toml", ["slurm"])
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path / "dist"), "."], cwd=src, check=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            ".",
+        ],
+        cwd=src,
+        check=True,
+        timeout=120,
+    )
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"koopsweep/container.py", "koopsweep/conf/config.yaml", "koopsweep/sweep_files/smoke.yaml"} <= names
@@ -214,7 +245,7 @@ def test_compose_runs_agents_that_share_one_store_volume():
     compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())
     services = compose["services"]
     assert set(services) == {"agent", "agent-cpu"}
-    for name, service in services.items():
+    for service in services.values():
         assert service["init"] is True
         assert service["command"].split()[0] == "agent"
         assert "store:/work/store" in service["volumes"]

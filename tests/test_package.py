@@ -64,8 +64,7 @@ def test_an_unknown_sweep_is_one_line_naming_the_shipped_ones(tmp_path, monkeypa
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err == (
-        "koopsweep: error: sweep 'smok' not found: not a file here, nor a shipped sweep "
-        f"({', '.join(NAMES)})\n"
+        f"koopsweep: error: sweep 'smok' not found: not a file here, nor a shipped sweep ({', '.join(NAMES)})\n"
     )
 
 
@@ -140,8 +139,9 @@ def test_the_wheel_runs_sweeps_by_name_without_the_source_tree(tmp_path):
     dist, target, work = tmp_path / "dist", tmp_path / "site", tmp_path / "work"
     work.mkdir()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(REPO)], check=True,
-                   timeout=120)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(REPO)], check=True, timeout=120
+    )
     (wheel,) = dist.glob("koopsweep-*.whl")
     assert wheel.name.startswith(f"koopsweep-{koopsweep.__version__}-")  # the version comes from __init__.py
 
@@ -154,8 +154,9 @@ def test_the_wheel_runs_sweeps_by_name_without_the_source_tree(tmp_path):
     }
     assert not [n for n in names if n.startswith(("tests/", "docker/", "bench/", "conf/", "sweeps/"))]
 
-    subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--target", str(target), str(wheel)], check=True,
-                   timeout=120)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--no-compile", "--target", str(target), str(wheel)], check=True, timeout=120
+    )
     env = {**os.environ, "PYTHONPATH": str(target), "KOOPSWEEP_ROOT": str(work), "OMP_NUM_THREADS": "1"}
 
     def run(*argv: str) -> str:

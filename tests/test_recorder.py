@@ -258,8 +258,9 @@ def test_memory_window_has_the_disk_windows_gram_and_fit(tmp_path):
     assert fit_m.rank == fit_d.rank and abs(fit_m.chosen_eigenvalue - fit_d.chosen_eigenvalue) < 1e-12
     space = ParamSpace(["w"], [(3001,)])
     for k in (300, 1500, 2900):  # KMP and KGP masks identical at several amounts
-        assert torch.equal(select_keep(fit_m.fixed_point().abs(), k, space),
-                           select_keep(fit_d.fixed_point().abs(), k, space))
+        assert torch.equal(
+            select_keep(fit_m.fixed_point().abs(), k, space), select_keep(fit_d.fixed_point().abs(), k, space)
+        )
         g_m, g_d = fit_m.gradient(40, lr=0.05, momentum=0.9), fit_d.gradient(40, lr=0.05, momentum=0.9)
         assert torch.equal(select_keep((z[-1] * g_m).abs(), k, space), select_keep((z[-1] * g_d).abs(), k, space))
 

@@ -18,8 +18,14 @@ from koopsweep.errors import ConfigError
 
 METHODS, FRACTIONS, EPOCHS, SEEDS = ("gmp", "kmp"), (0.5, 0.75, 0.9), (1, 2), (0, 1)
 TOTAL, PRUNABLE, PER_EPOCH = 10_000, 9_000, 100
-FIGURES = ("accuracy_vs_compression", "overlap_vs_time", "accuracy_vs_time", "accuracy_gap_vs_time", "koopman_vs_time",
-           "spectrum_complex_plane")
+FIGURES = (
+    "accuracy_vs_compression",
+    "overlap_vs_time",
+    "accuracy_vs_time",
+    "accuracy_gap_vs_time",
+    "koopman_vs_time",
+    "spectrum_complex_plane",
+)
 
 
 def accuracies(method: str, fraction: float, epoch: int, seed: int) -> tuple[float, float, float]:
@@ -45,8 +51,10 @@ def result(method: str, fraction: float, epoch: int, seed: int, status: str = "f
     koopman = None
     if method == "kmp":
         chosen = 1 + 10.0 ** (-epoch - 1)
-        koopman = {"eigenvalue": {"re": chosen, "im": 0.0},
-                   "spectrum": {"re": [chosen, 0.9, 0.5, 0.5, -0.2], "im": [0.0, 0.0, 0.3, -0.3, 0.0]}}
+        koopman = {
+            "eigenvalue": {"re": chosen, "im": 0.0},
+            "spectrum": {"re": [chosen, 0.9, 0.5, 0.5, -0.2], "im": [0.0, 0.0, 0.3, -0.3, 0.0]},
+        }
     return {
         "status": status, "pruner": method, "fraction": fraction, "trunk_id": f"trunk{seed}",
         "branch_id": f"{method}-{fraction}-{epoch}-{seed}",
@@ -157,8 +165,9 @@ def test_unreadable_file_is_one_warning_line(report: tuple[Path, str, str]) -> N
     assert len(warnings) == 1 and "broken" in warnings[0] and warnings[0].startswith("koopsweep report: warning:")
 
 
-def test_figures_without_data_are_skipped_with_the_reason(sweep: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_figures_without_data_are_skipped_with_the_reason(
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     main([str(sweep / "gmp" / "t1"), "--out", str(tmp_path / "r"), "--group-by", "model,dataset,optimizer.lr"])
     stdout = capsys.readouterr().out
     assert "wrote" in stdout and (tmp_path / "r" / "accuracy_vs_compression.png").is_file()
@@ -208,8 +217,9 @@ def test_unknown_group_by_key_is_a_config_error(sweep: Path, tmp_path: Path) -> 
         main([str(sweep / "gmp" / "t1"), "--out", str(tmp_path), "--group-by", "model,optimiser.lr"])
 
 
-def test_a_report_folder_redraws_itself_from_its_tables(report: tuple[Path, str, str], tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_report_folder_redraws_itself_from_its_tables(
+    report: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Committed results (runs.csv + spectra.jsonl, no results.json) regenerate every figure in place."""
     import shutil
 
@@ -237,9 +247,18 @@ def test_agreement_time_is_the_first_time_from_which_every_later_one_agrees() ->
     from koopsweep.report.agreement import measure
 
     def row(method: str, epoch: int, seed: int, overlap: float, acc: float) -> dict:
-        return {"method": method, "trunk_id": f"t{seed}", "prune_at": 100 * epoch, "prune_epoch": float(epoch),
-                "prune_step": f"{epoch}ep", "compression_target": 4.0, "fraction": 0.75, "overlap_gmp": overlap,
-                "pruned_acc": acc, "final_acc": acc}
+        return {
+            "method": method,
+            "trunk_id": f"t{seed}",
+            "prune_at": 100 * epoch,
+            "prune_epoch": float(epoch),
+            "prune_step": f"{epoch}ep",
+            "compression_target": 4.0,
+            "fraction": 0.75,
+            "overlap_gmp": overlap,
+            "pruned_acc": acc,
+            "final_acc": acc,
+        }
 
     rows = []
     for seed in (0, 1):

@@ -74,8 +74,11 @@ class TestTrunkIds:
 
 def test_zero_fraction_branch_reproduces_the_dense_run_bit_for_bit(make_cfg, tiny):
     branch = run_experiment(make_cfg([*tiny, "pruner.fraction=0", "schedule.prune_at=1ep"], out="branch"))
-    dense = run_experiment(make_cfg([*tiny, "pruner=none", "schedule.finetune=0it", "schedule.train=2ep",
-                                     "store.reuse=false"], out="dense"))
+    dense = run_experiment(
+        make_cfg(
+            [*tiny, "pruner=none", "schedule.finetune=0it", "schedule.train=2ep", "store.reuse=false"], out="dense"
+        )
+    )
     assert branch["iterations"]["end"] == dense["iterations"]["end"]
     assert branch["metrics"]["final/test_acc"] == dense["metrics"]["final/test_acc"]
     assert branch["metrics"]["final/test_loss"] == dense["metrics"]["final/test_loss"]
@@ -95,12 +98,12 @@ def test_second_run_reuses_the_trunk_and_matches_a_run_without_reuse(make_cfg, t
 
 def test_a_reused_cell_evaluates_only_what_is_its_own(make_cfg, tiny, monkeypatch):
     """The dense evaluation at t comes from the trunk, the final one is the last period's: no state twice."""
-    from koopsweep.train import run as run_module
+    from koopsweep.train import session as run_module
 
     calls: list[int] = []
     original = run_module.evaluate
 
-    def counting(model, x, y, batch_size):  # noqa: ANN001, ANN202
+    def counting(model, x, y, batch_size):
         calls.append(1)
         return original(model, x, y, batch_size)
 
@@ -139,9 +142,9 @@ def test_a_koopman_run_keeps_a_few_vectors_not_its_window(make_cfg, tiny, tmp_pa
 
 
 def test_a_window_over_the_memory_budget_is_recorded_to_disk_and_dropped(make_cfg, tiny, tmp_path, monkeypatch):
-    from koopsweep.train import koopman_window
+    from koopsweep.train import koopman_recording
 
-    monkeypatch.setattr(koopman_window, "memory_budget", lambda device: 1000)  # bytes: far too few
+    monkeypatch.setattr(koopman_recording, "memory_budget", lambda device: 1000)  # bytes: far too few
     kmp = run_experiment(make_cfg([*tiny, "schedule.prune_at=1ep", "pruner=kmp"], out="kmp"))
     trunk = tmp_path / "store" / "trunks" / kmp["trunk_id"]
     assert (trunk / "windows").is_dir() and not any((trunk / "windows").rglob("*.bin"))  # written, fitted, dropped
@@ -229,11 +232,17 @@ def _koopsweep(args: list[str], tmp_path: Path, stop_at: int | None = None, env_
         main(sys.argv[1:])
         """
     )
-    env = {**os.environ, "KOOPSWEEP_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
-           **(env_extra or {})}
+    env = {
+        **os.environ,
+        "KOOPSWEEP_ROOT": str(tmp_path),
+        "WANDB_MODE": "disabled",
+        "OMP_NUM_THREADS": "1",
+        **(env_extra or {}),
+    }
     tmp_path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240
+    )
 
 
 def _results_in(folder: Path) -> list[dict]:
@@ -268,9 +277,21 @@ def test_three_concurrent_runs_train_their_trunk_once(tmp_path, tiny):
     env = {**os.environ, "KOOPSWEEP_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "koopsweep", "logger=none", "threads=1", *tiny, f"pruner.fraction={f}",
-             f"hydra.run.dir=out/{i}"],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "koopsweep",
+                "logger=none",
+                "threads=1",
+                *tiny,
+                f"pruner.fraction={f}",
+                f"hydra.run.dir=out/{i}",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i, f in enumerate((0.3, 0.6, 0.9))
     ]

@@ -44,10 +44,15 @@ def test_gc_is_a_dry_run_until_apply(store, capsys):
     assert not any((store / "trunks").iterdir())
 
 
-@pytest.mark.parametrize(("garbage", "problem"), [
-    ("{not json", "spec.json unreadable"), ("[1, 2]", "spec.json holds a list"), ("", "spec.json unreadable"),
-    ('{"model": 3, "dataset": ["x"], "seed": {"a": 1}}', None),  # an object, but not a spec: fields shown as ?
-])
+@pytest.mark.parametrize(
+    ("garbage", "problem"),
+    [
+        ("{not json", "spec.json unreadable"),
+        ("[1, 2]", "spec.json holds a list"),
+        ("", "spec.json unreadable"),
+        ('{"model": 3, "dataset": ["x"], "seed": {"a": 1}}', None),  # an object, but not a spec: fields shown as ?
+    ],
+)
 def test_a_garbage_spec_does_not_break_list_or_inspect(tmp_path, capsys, garbage, problem):
     trunk = tmp_path / "store" / "trunks" / "0123456789abcdef"
     (trunk / "states").mkdir(parents=True)

@@ -10,12 +10,12 @@ import pytest
 
 from koopsweep.atomic import atomic_write
 from koopsweep.commands.store import main as store_main
-from koopsweep.store.trunk import Trunk
+from koopsweep.store.store import Store
 from koopsweep.train.run import run_experiment
 
 
 @pytest.fixture
-def umask():  # noqa: ANN201
+def umask():
     """Set the process umask for a test, and restore it."""
     previous = os.umask(0o022)
     os.umask(previous)
@@ -40,7 +40,10 @@ def test_store_files_honour_the_umask(make_cfg, tiny, tmp_path: Path, umask) -> 
 
 def test_gc_skips_a_trunk_whose_lock_is_held(tmp_path: Path, capsys) -> None:
     store = tmp_path / "store"
-    busy, idle = Trunk(store, "busy0000busy0000", {"seed": 0}), Trunk(store, "idle0000idle0000", {"seed": 1})
+    busy, idle = (
+        Store(store).trunk("busy0000busy0000", {"seed": 0}),
+        Store(store).trunk("idle0000idle0000", {"seed": 1}),
+    )
     with busy.lock():
         store_main(["--store", str(store), "gc", "--all", "--apply"])
     out = capsys.readouterr().out
@@ -48,8 +51,9 @@ def test_gc_skips_a_trunk_whose_lock_is_held(tmp_path: Path, capsys) -> None:
     assert busy.path.is_dir() and not idle.path.exists() and "1 item(s), freed" in out
 
 
-def test_a_stopped_and_resumed_run_leaves_no_unused_state_or_empty_folder(make_cfg, tiny, tmp_path: Path,
-                                                                          sigterm_at) -> None:
+def test_a_stopped_and_resumed_run_leaves_no_unused_state_or_empty_folder(
+    make_cfg, tiny, tmp_path: Path, sigterm_at
+) -> None:
     """Stopped inside the Koopman window, the run records the window again from its start: the state where it
     stopped is then of no use and goes once a run has passed it; a finished branch leaves no folder behind."""
     args = [*tiny, "pruner=kmp", "schedule.prune_at=1ep"]  # window [0, 8], fine-tuning to 16

@@ -15,7 +15,8 @@ import torch
 
 from koopsweep.errors import ArtifactError
 from koopsweep.store.artifacts import load_checked, save_checked
-from koopsweep.train.run import build_run, run_experiment
+from koopsweep.train.run import run_experiment
+from koopsweep.train.session import build_run
 
 
 class Planted:
@@ -24,7 +25,7 @@ class Planted:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204 - pickle protocol
+    def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
 
 

@@ -186,7 +186,7 @@ def _wandb_sweeps_engine():
         sys.path.insert(0, path)
     try:
         from sweeps.grid_search import grid_search_next_runs
-    except Exception:  # noqa: BLE001
+    except Exception:
         pytest.skip(
             "W&B's `sweeps` engine not importable (pip install --target DIR sweeps ...; KOOPSWEEP_WANDB_SWEEPS=DIR)"
         )
@@ -294,8 +294,10 @@ def test_sweep_checks_need_the_epoch_length_before_anything_runs(tmp_path, capsy
         main(["sweep", verb[0], str(path), *verb[1:]])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1, err
-    assert "run 2 (pruner=gmp schedule.prune_at=100it): schedule.prune_at=100it (100 it) is after the end of " \
-           "training (schedule.train=1ep, 79 it at 79 it/epoch)" in err
+    assert (
+        "run 2 (pruner=gmp schedule.prune_at=100it): schedule.prune_at=100it (100 it) is after the end of "
+        "training (schedule.train=1ep, 79 it at 79 it/epoch)" in err
+    )
 
 
 def test_extra_overrides_are_checked(tmp_path):
@@ -418,7 +420,7 @@ def test_create_offline_gives_one_line_error(capsys):
 def test_create_without_api_key_names_the_key(tmp_path):
     env = {"HOME": str(tmp_path), "NETRC": str(tmp_path / "none")}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("koopsweep.tracking.wandb_run.api_key_source", lambda env=None, **_: None)
+        mp.setattr("koopsweep.tracking.mode.api_key_source", lambda env=None, **_: None)
         assert "no W&B API key" in launching.offline_reason(env)
 
 

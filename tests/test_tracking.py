@@ -157,17 +157,20 @@ def test_disabled_writes_nothing_and_is_a_noop(sandbox: Path, tmp_path: Path) ->
 def test_spectrum_png_highlights_chosen_eigenvalue(sandbox: Path, tmp_path: Path) -> None:
     import matplotlib.image
 
+    from koopsweep.report.spectrum import save_run_spectrum
+
     lam = np.concatenate([0.6 * np.exp(1j * np.linspace(0.3, 2.8, 9)), [0.999 + 0.0j, 0.2 - 0.1j]])
-    with Tracker.start("disabled", "p", run_dir=tmp_path) as t:
-        path = t.log_spectrum(lam, chosen_index=9, step=7)
-        with pytest.raises(IndexError):
-            t.log_spectrum(lam, chosen_index=11)
-    assert path == tmp_path / "figures" / "koopman_spectrum_step7.png"
+    path, caption = save_run_spectrum(tmp_path, lam, chosen_index=9, step=7)
+    with pytest.raises(IndexError):
+        save_run_spectrum(tmp_path, lam, chosen_index=11)
+    assert path == tmp_path / "figures" / "koopman_spectrum_step7.png" and "|λ-1| = 1.00e-03" in caption
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
     rgb = matplotlib.image.imread(path)[..., :3]
     red = np.all(np.abs(rgb - np.array([0xD6, 0x27, 0x28]) / 255) < 0.05, axis=-1)  # tab:red star
-    right = red[:, int(rgb.shape[1] * 0.65) :]  # the star at λ ≈ 1 sits right of centre (its legend entry is left)
-    assert right.sum() > 20
+    width = rgb.shape[1]
+    # left panel, the whole disk: the star at λ ≈ 1 sits right of the disk's centre (its legend entry is lower left)
+    assert red[:, int(width * 0.3) : int(width * 0.5)].sum() > 20
+    assert red[:, int(width * 0.5) :].sum() > 20  # right panel, zoomed on λ = 1
 
 
 def test_auto_without_key_goes_offline_and_runs_stay_separate(
@@ -182,7 +185,10 @@ def test_auto_without_key_goes_offline_and_runs_stay_separate(
     assert first.offline_dir.parent == tmp_path / "r1" / "wandb"
     first.log({"loss": 2.0}, step=0)
     first.log_table("overlap", ["fraction", "overlap"], [[0.5, 0.97]], step=0)
-    png = first.log_spectrum(np.array([0.5 + 0.5j, 1.0 + 0.0j]), chosen_index=1, step=0)
+    from koopsweep.report.spectrum import save_run_spectrum
+
+    png, caption = save_run_spectrum(tmp_path / "r1", np.array([0.5 + 0.5j, 1.0 + 0.0j]), chosen_index=1, step=0)
+    first.log_image("koopman/spectrum", png, caption, step=0)
     assert png.is_file()
     # A second Hydra job in the same process, while the first was (wrongly) left open: it gets finished as failed.
     cfg2 = {"model": {"name": "resnet20"}, "pruner": {"fraction": 0.9}}
@@ -201,10 +207,12 @@ def test_auto_without_key_goes_offline_and_runs_stay_separate(
 
 
 def test_failing_body_finishes_run_as_failed(wandb_offline: Path, tmp_path: Path) -> None:
-    with pytest.raises(ZeroDivisionError):
-        with Tracker.start("offline", "koopsweep", run_dir=tmp_path, resolved_config={"seed": 0}) as t:
-            t.log({"loss": 1.0}, step=3)
-            1 / 0  # noqa: B018
+    with (
+        pytest.raises(ZeroDivisionError),
+        Tracker.start("offline", "koopsweep", run_dir=tmp_path, resolved_config={"seed": 0}) as t,
+    ):
+        t.log({"loss": 1.0}, step=3)
+        1 / 0  # noqa: B018
     assert t.finished
     state = _offline_state(t.offline_dir)
     assert state["summary"]["status"] == "failed" and state["exit_code"] == 1
@@ -213,7 +221,7 @@ def test_failing_body_finishes_run_as_failed(wandb_offline: Path, tmp_path: Path
 
 def test_preempted_run_is_marked_for_requeue(wandb_offline: Path, tmp_path: Path) -> None:
     t = Tracker.start("offline", "koopsweep", run_dir=tmp_path, resolved_config={}, run_id="resume-me")
-    t.finish("preempted")
+    t.finish("preempted", exit_code=143)
     t.finish("finished")  # idempotent: the first status stays
     state = _offline_state(t.offline_dir)
     assert state["summary"]["status"] == "preempted" and state["preempting"] and state["exit_code"] == 143
@@ -227,7 +235,7 @@ def test_unreachable_server_falls_back_to_offline_within_bounded_wait(
     """An API key and no server (a closed loopback port): the run goes on offline, same id, one line, ≤ 15 s."""
     import socket
 
-    from koopsweep.tracking import wandb_run
+    from koopsweep.tracking import tracker as wandb_run
 
     with socket.socket() as probe:  # a port nobody listens on once closed
         probe.bind(("127.0.0.1", 0))
@@ -237,8 +245,9 @@ def test_unreachable_server_falls_back_to_offline_within_bounded_wait(
     monkeypatch.delenv("WANDB_INIT_TIMEOUT", raising=False)
     monkeypatch.setattr(wandb_run, "_unreachable", [], raising=False)
     start = time.monotonic()
-    tracker = Tracker.start("auto", "koopsweep", run_dir=tmp_path / "run", resolved_config={"seed": 0},
-                            run_id="unreachable-1")
+    tracker = Tracker.start(
+        "auto", "koopsweep", run_dir=tmp_path / "run", resolved_config={"seed": 0}, run_id="unreachable-1"
+    )
     waited = time.monotonic() - start
     with tracker:
         tracker.log({"loss": 1.0}, step=0)
@@ -259,22 +268,23 @@ def test_unreachable_server_falls_back_to_offline_within_bounded_wait(
 
 def test_runs_of_other_experiments_or_groups_never_share_a_wandb_run_id(make_cfg, monkeypatch, tmp_path: Path) -> None:
     """The branch id leaves out experiment_name and logger.group; the W&B run id must not (else uploads merge)."""
+    from omegaconf import OmegaConf
+
     from koopsweep.store import branch_id
-    from koopsweep.train import run as run_module
+    from koopsweep.tracking import run_identity
 
     seen: list[str] = []
-
-    def fake_start(cls, **kwargs: Any) -> Tracker:  # noqa: ANN001 - classmethod stand-in
-        seen.append(kwargs["run_id"])
-        return Tracker(None, "disabled", tmp_path, None)
-
-    monkeypatch.setattr(Tracker, "start", classmethod(fake_start))
-    variants = [[], ["experiment_name=other", "logger.group=mine"], ["logger.group=mine"], ["experiment_name=other"],
-                ["schedule.eval_every=2ep"]]
+    variants = [
+        [],
+        ["experiment_name=other", "logger.group=mine"],
+        ["logger.group=mine"],
+        ["experiment_name=other"],
+        ["schedule.eval_every=2ep"],
+    ]
     cfgs = [make_cfg(v, out=f"v{i}") for i, v in enumerate(variants)]
     cfgs.append(make_cfg(["threads=2", "logger.mode=offline"], out="rerun"))  # the first command again, elsewhere
     for cfg in cfgs:
-        run_module.start_tracker(cfg, run_module._resolved(cfg), tmp_path, "trunk", branch_id(cfg))
+        seen.append(run_identity(cfg, OmegaConf.to_container(cfg, resolve=True), "trunk", branch_id(cfg)).run_id)
     assert len({branch_id(cfg) for cfg in cfgs}) == 1  # one cell of the grid: the numbers are the same
     assert len(set(seen[:-1])) == len(variants)  # but five different W&B runs
     assert seen[-1] == seen[0]  # and the same command resumes its own run

@@ -11,8 +11,8 @@ import torch
 
 from koopsweep.config import conf_dir
 from koopsweep.store.artifacts import load_checked
-from koopsweep.train.run import build_run, run_experiment
-
+from koopsweep.train.run import run_experiment
+from koopsweep.train.session import build_run
 
 
 def count_to_remove(fraction: float, numel: int) -> int:
@@ -42,10 +42,21 @@ def test_every_pruner_hits_its_target_sparsity_exactly(make_cfg, tiny, pruner):
 
 def test_compression_target_is_achieved_on_mnistnet(make_cfg):
     """ShrinkBench's compression: total / non-zero over the whole network, classifier and biases left dense."""
-    results = run_experiment(make_cfg([
-        "model=mnistnet", "pruner=gmp", "pruner.compression=64", "dataset.train_size=256", "dataset.test_size=128",
-        "dataset.batch_size=64", "schedule.train=8it", "schedule.finetune=2it", "schedule.eval_every=4it",
-    ]))
+    results = run_experiment(
+        make_cfg(
+            [
+                "model=mnistnet",
+                "pruner=gmp",
+                "pruner.compression=64",
+                "dataset.train_size=256",
+                "dataset.test_size=128",
+                "dataset.batch_size=64",
+                "schedule.train=8it",
+                "schedule.finetune=2it",
+                "schedule.eval_every=4it",
+            ]
+        )
+    )
     m = results["metrics"]
     assert results["compression_target"] == 64.0
     assert m["params/nonzero"] == round(m["params/total"] / 64)
@@ -58,8 +69,8 @@ def test_compression_target_is_achieved_on_mnistnet(make_cfg):
 def test_already_zero_weights_and_ties_still_give_the_exact_count(make_cfg, tiny):
     """GMP on a network with a third of its weights already zero: the zeros go first, the count stays exact."""
     from koopsweep.prune import MaskSet, select_keep
-    from koopsweep.train.run import prune, prune_context
     from koopsweep.tracking import Tracker
+    from koopsweep.train.pruning import prune, prune_context
 
     run = build_run(make_cfg([*tiny, "pruner=gmp", "pruner.fraction=0.5"]))
     with torch.no_grad():
@@ -77,8 +88,16 @@ def test_already_zero_weights_and_ties_still_give_the_exact_count(make_cfg, tiny
 
 def test_masked_weights_stay_zero_through_finetuning_with_momentum_and_weight_decay(make_cfg, tiny):
     results = run_experiment(
-        make_cfg([*tiny, "pruner.fraction=0.9", "optimizer.momentum=0.9", "optimizer.nesterov=true",
-                  "optimizer.weight_decay=0.01", "schedule.finetune=3ep"])
+        make_cfg(
+            [
+                *tiny,
+                "pruner.fraction=0.9",
+                "optimizer.momentum=0.9",
+                "optimizer.nesterov=true",
+                "optimizer.weight_decay=0.01",
+                "schedule.finetune=3ep",
+            ]
+        )
     )
     weights = load_checked(Path(results["config"]["paths"]["output_dir"]) / "model.pt")
     prunable = [n for n in results["layer_sparsity"]]
@@ -104,8 +123,19 @@ def test_results_json_holds_what_the_report_needs(make_cfg, tiny):
     results = run_experiment(make_cfg(tiny))
     on_disk = json.loads((Path(results["config"]["paths"]["output_dir"]) / "results.json").read_text())
     assert on_disk["status"] == "finished"
-    for key in ("dense/test_acc", "pruned/test_acc", "final/test_acc", "dense/test_loss", "final/test_loss",
-                "sparsity", "compression", "params/total", "params/nonzero", "flops/speedup", "time/total_s"):
+    for key in (
+        "dense/test_acc",
+        "pruned/test_acc",
+        "final/test_acc",
+        "dense/test_loss",
+        "final/test_loss",
+        "sparsity",
+        "compression",
+        "params/total",
+        "params/nonzero",
+        "flops/speedup",
+        "time/total_s",
+    ):
         assert key in on_disk["metrics"], key
     assert on_disk["versions"]["torch"] == metadata.version("torch")
     assert on_disk["config"]["pruner"]["name"] == "kmp"  # the default pruner
@@ -113,7 +143,7 @@ def test_results_json_holds_what_the_report_needs(make_cfg, tiny):
     assert on_disk["metrics"]["final/test_acc"] > 0.5  # the synthetic task is learnable
 
 
-def test_pruning_before_the_koopman_window_fits_is_refused(make_cfg, tiny):
+def test_pruning_before_the_koopman_recording_fits_is_refused(make_cfg, tiny):
     from koopsweep.errors import ConfigError
 
     with pytest.raises(ConfigError, match="snapshots"):
@@ -122,18 +152,29 @@ def test_pruning_before_the_koopman_window_fits_is_refused(make_cfg, tiny):
 
 def test_optimizers_come_from_their_target_with_the_settings_they_accept(make_cfg, tiny):
     """Hydra's _target_/_partial_ convention: any torch.optim class, extra arguments through optimizer.kwargs."""
-    run = build_run(make_cfg([*tiny, "optimizer._target_=torch.optim.RMSprop", "optimizer.name=rmsprop",
-                              "optimizer.lr=0.01", "+optimizer.kwargs.alpha=0.9"]))
+    run = build_run(
+        make_cfg(
+            [
+                *tiny,
+                "optimizer._target_=torch.optim.RMSprop",
+                "optimizer.name=rmsprop",
+                "optimizer.lr=0.01",
+                "+optimizer.kwargs.alpha=0.9",
+            ]
+        )
+    )
     optimizer = run.trainer.optimizer
     assert isinstance(optimizer, torch.optim.RMSprop)
     group = optimizer.param_groups[0]
-    assert group["alpha"] == 0.9 and group["lr"] == 0.01 and group["momentum"] == 0.9  # sgd.yaml's, RMSprop takes it too
+    assert (
+        group["alpha"] == 0.9 and group["lr"] == 0.01 and group["momentum"] == 0.9
+    )  # sgd.yaml's, RMSprop takes it too
     adam = build_run(make_cfg([*tiny, "optimizer=adam"])).trainer.optimizer
     assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["betas"] == (0.9, 0.999)
     assert run.gradient_settings()[1] == 0.0  # KGP's heavy-ball correction is for SGD only
 
 
-def test_a_koopman_window_longer_than_the_time_before_pruning_is_clipped_with_one_warning(make_cfg, tiny, caplog):
+def test_a_koopman_recording_longer_than_the_time_before_pruning_is_clipped_with_one_warning(make_cfg, tiny, caplog):
     """The paper's timing sweeps prune as early as 50it with a 1ep window: clipped to iteration 0, and said so."""
     results = run_experiment(make_cfg([*tiny, "pruner=kmp", "schedule.prune_at=5it", "koopman.window=1ep"]))
     clipped = [r for r in caplog.records if "was clipped" in r.getMessage()]

@@ -39,8 +39,9 @@ def myconf(tmp_path: Path) -> Path:
 
 def _koopsweep(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "KOOPSWEEP_ROOT": str(cwd), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "koopsweep", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "koopsweep", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_a_config_dir_of_ones_own_runs(myconf: Path, tmp_path: Path) -> None:
@@ -60,12 +61,14 @@ def test_a_searchpath_of_ones_own_runs_and_checks(myconf: Path, tmp_path: Path, 
         main([searchpath, "experiment=bad", "logger=none"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1
-    assert err == ("koopsweep: error: pruner.fraction=1.5 is out of range: expected 0 <= fraction < 1 "
-                   "(0.9 = 90 % sparse)")
+    assert err == (
+        "koopsweep: error: pruner.fraction=1.5 is out of range: expected 0 <= fraction < 1 (0.9 = 90 % sparse)"
+    )
 
 
-def test_an_impossible_value_in_ones_own_config_dir_is_one_line_and_nothing_written(myconf: Path, tmp_path: Path,
-                                                                                    capsys) -> None:
+def test_an_impossible_value_in_ones_own_config_dir_is_one_line_and_nothing_written(
+    myconf: Path, tmp_path: Path, capsys
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["-cd", str(myconf), "experiment=bad", "logger=none"])
     err = capsys.readouterr().err.strip()
@@ -101,14 +104,26 @@ def test_a_sweep_run_requeued_by_a_wandb_agent_resumes_its_own_branch(tmp_path: 
     from koopsweep.sweeps.agent import expand
     from koopsweep.tracking import flatten_config
 
-    command = ["logger=none", "dataset=synthetic", "dataset.source.train=256", "dataset.source.test=128",
-               "dataset.batch_size=64", "schedule.train=1ep", "schedule.finetune=2it"]  # the sweep's fixed part
+    command = [
+        "logger=none",
+        "dataset=synthetic",
+        "dataset.source.train=256",
+        "dataset.source.test=128",
+        "dataset.batch_size=64",
+        "schedule.train=1ep",
+        "schedule.finetune=2it",
+    ]  # the sweep's fixed part
     main([*command, "pruner=gmp", "pruner.fraction=0.5", f"hydra.run.dir={tmp_path}/out/first"])
     first = json.loads((tmp_path / "out" / "first" / "results.json").read_text())
     resolved = first["config"]
-    run_config = {**flatten_config(resolved), "trunk_id": first["trunk_id"], "branch_id": first["branch_id"],
-                  "hydra_cfg": resolved, "pruner": "gmp",
-                  "_wandb": {"cli_version": "0.31.0", "python_version": "3.11.7", "t": {"1": [1, 5], "4": "3.11"}}}
+    run_config = {
+        **flatten_config(resolved),
+        "trunk_id": first["trunk_id"],
+        "branch_id": first["branch_id"],
+        "hydra_cfg": resolved,
+        "pruner": "gmp",
+        "_wandb": {"cli_version": "0.31.0", "python_version": "3.11.7", "t": {"1": [1, 5], "4": "3.11"}},
+    }
     assert resolved["pruner"]["compression"] is None and resolved["progress"] is None  # re-passed as "None"
     requeued = [*command, *expand(["${args_no_hyphens}"], None, run_config), f"hydra.run.dir={tmp_path}/out/again"]
     assert any(a.startswith("hydra_cfg={") for a in requeued) and any(a.startswith("_wandb=") for a in requeued)

@@ -34,15 +34,27 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                        help="folders searched recursively, or results.json files "
-                        "(default: outputs/, under $KOOPSWEEP_ROOT when set)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: reports/<timestamp>; a report folder given as PATH: itself)")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="folders searched recursively, or results.json files (default: outputs/, under $KOOPSWEEP_ROOT when set)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: reports/<timestamp>; a report folder given as PATH: itself)",
+    )
     parser.add_argument("--format", choices=("png", "pdf", "svg"), default="png", help="figure format (png)")
-    parser.add_argument("--group-by", default="experiment,model,dataset", metavar="KEYS",
-                        help="comma-separated keys that split panels and tables: runs.csv columns or config keys "
-                        "such as optimizer.lr (default: experiment,model,dataset)")
+    parser.add_argument(
+        "--group-by",
+        default="experiment,model,dataset",
+        metavar="KEYS",
+        help="comma-separated keys that split panels and tables: runs.csv columns or config keys "
+        "such as optimizer.lr (default: experiment,model,dataset)",
+    )
     return parser
 
 
@@ -100,13 +112,17 @@ def main(argv: Sequence[str]) -> None:
         )
 
     superseded = len(collection.superseded)
-    print(f"collected {describe_counts(collection)} from {collection.files} {collection.source} under {where}"
-          + (f"; {superseded} older result(s) of re-run cells ignored" if superseded else ""))
+    print(
+        f"collected {describe_counts(collection)} from {collection.files} {collection.source} under {where}"
+        + (f"; {superseded} older result(s) of re-run cells ignored" if superseded else "")
+    )
     repeated = repeated_seeds([r for r in collection.rows if r["status"] == "finished"], keys)
     if repeated:
         joined = ",".join(keys)
-        _say(f"warning: {repeated} cell(s) hold the same seed more than once (runs differing in a setting not in "
-             f"--group-by {joined}?); they are averaged together: add it, e.g. --group-by experiment,{joined}")
+        _say(
+            f"warning: {repeated} cell(s) hold the same seed more than once (runs differing in a setting not in "
+            f"--group-by {joined}?); they are averaged together: add it, e.g. --group-by experiment,{joined}"
+        )
 
     out = args.out or (paths[0] if table else Path("reports") / time.strftime("%Y-%m-%d_%H-%M-%S"))
     out.mkdir(parents=True, exist_ok=True)

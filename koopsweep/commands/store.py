@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from koopsweep.errors import ConfigError
+from koopsweep.store.store import BRANCH_STATE, Store
+from koopsweep.store.trunk import Trunk
 
 
 def default_store_dir() -> Path:
@@ -33,61 +35,38 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _last_used(path: Path) -> float:
-    return max((p.stat().st_mtime for p in path.rglob("*") if p.is_file()), default=path.stat().st_mtime)
-
-
-def _trunks(store: Path) -> list[Path]:
-    folder = store / "trunks"
-    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-
-
-def read_spec(trunk: Path) -> tuple[dict[str, Any], str | None]:
-    """A trunk's spec.json and, when it is missing or not a JSON object (crash, hand edit), why; never raises."""
-    spec_file = trunk / "spec.json"
-    if not spec_file.exists():
-        return {}, "no spec.json"
-    try:
-        spec = json.loads(spec_file.read_text())
-    except (OSError, ValueError) as exc:
-        return {}, f"spec.json unreadable ({type(exc).__name__})"
-    if not isinstance(spec, dict):
-        return {}, f"spec.json holds a {type(spec).__name__}, not an object"
-    return spec, None
-
-
 def _field(spec: dict[str, Any], group: str, key: str) -> str:
     part = spec.get(group)
     value = part.get(key) if isinstance(part, dict) else None
     return str(value) if value is not None else "?"
 
 
-def _describe(trunk: Path) -> dict:
-    from koopsweep.store.trunk import Trunk
-
-    spec, problem = read_spec(trunk)
-    windows = sorted(p.name for p in (trunk / "windows").iterdir()) if (trunk / "windows").is_dir() else []
-    fits = sorted(p.stem for p in (trunk / "fits").glob("*.pt")) if (trunk / "fits").is_dir() else []
+def _describe(trunk: Trunk) -> dict:
+    spec, problem = trunk.read_spec()
     seed = spec.get("seed")
     return {
-        "id": trunk.name,
+        "id": trunk.id,
         "model": _field(spec, "model", "_target_").rsplit(".", 1)[-1],
         "dataset": _field(spec, "dataset", "name"),
         "seed": seed if isinstance(seed, (int, str)) or seed is None else "?",
         "spec_problem": problem,
-        "states": Trunk(trunk.parent.parent, trunk.name).state_iterations(),
-        "windows": windows,
-        "fits": fits,
-        "bytes": _size(trunk),
-        "last_used": _last_used(trunk),
+        "states": trunk.state_iterations(),
+        "windows": [p.name for p in trunk.window_dirs()],
+        "fits": trunk.fit_keys(),
+        "bytes": trunk.size_bytes(),
+        "last_used": trunk.last_used(),
         "spec": spec,
     }
 
 
-def cmd_list(store: Path) -> None:
+def _trunks(store: Store) -> list[Trunk]:
+    return [store.open_trunk(folder) for folder in store.trunk_dirs()]
+
+
+def cmd_list(store: Store) -> None:
     trunks = [_describe(t) for t in _trunks(store)]
     if not trunks:
-        print(f"no trunks in {store}")
+        print(f"no trunks in {store.root}")
         return
     print(f"{'trunk':16}  {'model':12} {'dataset':10} {'seed':>4}  {'states (it)':24} {'windows':>7}  {'size':>9}")
     for t in trunks:
@@ -97,58 +76,46 @@ def cmd_list(store: Path) -> None:
             f"{len(t['windows']):>7}  {_human(t['bytes']):>9}"
             + (f"  ({t['spec_problem']})" if t["spec_problem"] else "")
         )
-    print(f"{len(trunks)} trunk(s), {_human(sum(t['bytes'] for t in trunks))} in {store}")
+    print(f"{len(trunks)} trunk(s), {_human(sum(t['bytes'] for t in trunks))} in {store.root}")
 
 
-def cmd_inspect(store: Path, trunk_id: str) -> None:
-    matches = [t for t in _trunks(store) if t.name.startswith(trunk_id)]
+def cmd_inspect(store: Store, trunk_id: str) -> None:
+    matches = [t for t in _trunks(store) if t.id.startswith(trunk_id)]
     if len(matches) != 1:
-        raise ConfigError(f"{len(matches)} trunks in {store} start with '{trunk_id}': give more of the id")
+        raise ConfigError(f"{len(matches)} trunks in {store.root} start with '{trunk_id}': give more of the id")
     info = _describe(matches[0])
     info["last_used"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["last_used"]))
     print(json.dumps(info, indent=2))
 
 
-def gc_candidates(store: Path, older_than_days: float | None, everything: bool, windows: bool = False) -> list[Path]:
+def gc_candidates(store: Store, older_than_days: float | None, everything: bool, windows: bool = False) -> list[Path]:
     """What ``gc`` removes: leftover temp files, orphaned branch checkpoints and private trunks, old trunks, and
-    with ``windows`` the recorded snapshot windows (the big part; cached fits stay, a new fit re-records)."""
+    with ``windows`` the recorded snapshot windows (cached fits stay; a new fit records its window again)."""
     now = time.time()
-    found = [p for p in store.rglob(".*.tmp")] if store.is_dir() else []
-    branches = store / "branches"
-    if branches.is_dir():
-        found += [b for b in branches.iterdir() if b.is_dir() and (everything or not any(b.rglob("state.pt")))]
+    found = [p for p in store.root.rglob(".*.tmp")] if store.root.is_dir() else []
+    found += [b for b in store.branch_dirs() if everything or not any(b.rglob(BRANCH_STATE))]
     for trunk in _trunks(store):
-        if everything or (older_than_days is not None and now - _last_used(trunk) > older_than_days * 86400):
-            found.append(trunk)
-        elif windows and (trunk / "windows").is_dir():
-            found += sorted(p for p in (trunk / "windows").iterdir() if p.is_dir())
+        if everything or (older_than_days is not None and now - trunk.last_used() > older_than_days * 86400):
+            found.append(trunk.path)
+        elif windows:
+            found += trunk.window_dirs()
     return found
 
 
-def lock_of(path: Path, store: Path) -> Path | None:
-    """The trunk lock guarding ``path``: its trunk's, or for a branch folder its private trunk's (store.reuse=false)."""
-    parts = path.relative_to(store).parts
-    if len(parts) >= 2 and parts[0] == "trunks":
-        return store / "trunks" / parts[1] / "lock"
-    if len(parts) >= 2 and parts[0] == "branches":
-        return store / "branches" / parts[1] / "trunks" / "private-trunk" / "lock"
-    return None
-
-
-def cmd_gc(store: Path, older_than_days: float | None, everything: bool, windows: bool, apply: bool) -> None:
+def cmd_gc(store: Store, older_than_days: float | None, everything: bool, windows: bool, apply: bool) -> None:
     """Remove (or list) the candidates, each under its trunk's lock: what a running job holds is skipped."""
     from koopsweep.store.lock import describe, try_hold
 
     done, total = 0, 0
     for path in gc_candidates(store, older_than_days, everything, windows):
-        lock = lock_of(path, store)
+        lock = store.lock_of(path)
         with try_hold(lock) if lock is not None else contextlib.nullcontext() as busy:
             if busy is not None:
-                print(f"skipping {path.relative_to(store)}: in use, locked by {describe(busy)}")
+                print(f"skipping {path.relative_to(store.root)}: in use, locked by {describe(busy)}")
                 continue
             total += _size(path) if path.is_dir() else path.stat().st_size
             done += 1
-            print(f"{'removing' if apply else 'would remove'} {path.relative_to(store)}")
+            print(f"{'removing' if apply else 'would remove'} {path.relative_to(store.root)}")
             if apply:
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     verb = "freed" if apply else "would free"
@@ -168,7 +135,7 @@ def main(argv: Sequence[str]) -> None:
     gc.add_argument("--windows", action="store_true", help="also the recorded snapshot windows (fits stay cached)")
     gc.add_argument("--apply", action="store_true", help="really delete")
     args = parser.parse_args(list(argv))
-    store = args.store or default_store_dir()
+    store = Store(args.store or default_store_dir())
     if args.verb == "list":
         cmd_list(store)
     elif args.verb == "inspect":

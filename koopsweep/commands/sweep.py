@@ -44,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                 "--latest-first", action="store_true", help="launch each trunk's latest pruning time first"
             )
             sub.add_argument(
-                "--only", action="append", default=[], metavar="KEY=V1,V2",
+                "--only",
+                action="append",
+                default=[],
+                metavar="KEY=V1,V2",
                 help="run a slice of the grid: only these values of a swept key (repeatable), e.g. --only seed=0,1",
             )
         return sub
@@ -90,7 +93,7 @@ def _validate(args: argparse.Namespace) -> None:
             print(f"{i:>5} {point.trunk}  {' '.join(agent_command(plan.spec, point.values)[1:])}")
 
 
-def _report(launch, dry_run: bool, show_launcher: bool = False, trunks_first: bool = False) -> None:  # noqa: ANN001
+def _launch(launch, dry_run: bool, show_launcher: bool = False, trunks_first: bool = False) -> None:
     from koopsweep.sweeps import launch as launching
 
     plan = launch.plan
@@ -130,9 +133,10 @@ def main(argv: Sequence[str]) -> None:
     elif args.verb == "local":
         from koopsweep.sweeps.launch import local_launch
 
-        launch = local_launch(args.file, args.overrides, args.jobs, args.threads, args.wandb, args.latest_first,
-                              args.only)
-        _report(launch, args.dry_run)
+        launch = local_launch(
+            args.file, args.overrides, args.jobs, args.threads, args.wandb, args.latest_first, args.only
+        )
+        _launch(launch, args.dry_run)
     elif args.verb == "slurm":
         from koopsweep.sweeps.launch import check_slurm_available, slurm_launch
 
@@ -149,7 +153,7 @@ def main(argv: Sequence[str]) -> None:
             args.latest_first,
             args.only,
         )
-        _report(launch, args.dry_run, show_launcher=True, trunks_first=args.trunks_first)
+        _launch(launch, args.dry_run, show_launcher=True, trunks_first=args.trunks_first)
     elif args.verb == "create":
         from koopsweep.sweeps.launch import create
 

@@ -27,7 +27,7 @@ def _original_cwd() -> str:
 
         if HydraConfig.initialized():
             return HydraConfig.get().runtime.cwd
-    except Exception:  # noqa: BLE001 - outside a Hydra app the process cwd is the answer
+    except Exception:
         pass
     return os.getcwd()
 

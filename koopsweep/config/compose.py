@@ -31,7 +31,9 @@ def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]
         raise ConfigError(f"cannot parse overrides: {_first_line(exc)}") from None
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not multirun:
-        raise ConfigError(f"'{sweeps[0].input_line}' lists several values: add -m (--multirun) to run one job per value")
+        raise ConfigError(
+            f"'{sweeps[0].input_line}' lists several values: add -m (--multirun) to run one job per value"
+        )
     try:
         return BasicSweeper.split_arguments(parsed, None)[0]
     except HydraException as exc:
@@ -77,9 +79,9 @@ def _suggest(full_key: str) -> str:
     """'did you mean ...' from every dotted key of the schema, or the keys of the parent node."""
     from koopsweep.config.schema import GROUP_SCHEMAS, Config
 
-    known = [k for k in OmegaConf.structured(Config).keys() if k not in GROUP_SCHEMAS]
+    known = [k for k in OmegaConf.structured(Config) if k not in GROUP_SCHEMAS]
     for group, schema in GROUP_SCHEMAS.items():
-        known += [f"{group}.{k}" for k in OmegaConf.structured(schema).keys()]
+        known += [f"{group}.{k}" for k in OmegaConf.structured(schema)]
     leaf = full_key.rsplit(".", 1)[-1]
     guess = difflib.get_close_matches(full_key, known, n=1, cutoff=0.75) or [
         k for k in known if k.rsplit(".", 1)[-1] == leaf
@@ -93,4 +95,3 @@ def _suggest(full_key: str) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-

@@ -24,7 +24,7 @@ def build_meta_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes:
     try:
         with torch.device("meta"):
             model = cls(input_shape=tuple(input_shape), num_classes=num_classes)
-    except Exception as exc:  # noqa: BLE001 - any failure to build is the config's fault, said in one line
+    except Exception as exc:
         raise ConfigError(
             f"model._target_={cfg.model._target_} could not be built as Net(input_shape, num_classes): "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
@@ -45,8 +45,10 @@ def check_feasible(cfg: DictConfig) -> None:
     if full is None:
         return  # a loader without `describe`: checked once its data are loaded
     data = cfg.dataset
-    for key, size, available in (("train_size", data.train_size, full.train_examples),
-                                 ("test_size", data.test_size, full.test_examples)):
+    for key, size, available in (
+        ("train_size", data.train_size, full.train_examples),
+        ("test_size", data.test_size, full.test_examples),
+    ):
         if size is not None and size > available:
             raise ConfigError(f"dataset.{key}={size} but {data.name} has {available:,} examples: lower it or use null")
     info = full.subset(data.train_size, data.test_size)
@@ -63,7 +65,7 @@ def check_feasible(cfg: DictConfig) -> None:
 
     scorer = import_target("pruner._target_", pruner._target_, "scorer class (see conf/pruner/)")
     if getattr(scorer, "requires_koopman", False):
-        plan.check_koopman_window(cfg.koopman.delays)
+        plan.check_koopman_recording(cfg.koopman.delays)
     model = build_meta_model(cfg, info.input_shape, info.num_classes)
     space = ParamSpace.from_model(model, list(pruner.kinds), list(pruner.ignore), pruner.ignore_classifier)
     total = sum(p.numel() for p in model.parameters())

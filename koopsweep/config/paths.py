@@ -14,8 +14,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from koopsweep.errors import ConfigError
-
-STORE_SUBFOLDERS = ("trunks", "branches")
+from koopsweep.store.store import Store
 
 
 def _resolved(cfg: DictConfig, key: str) -> Path:
@@ -56,7 +55,7 @@ def check_paths(cfg: DictConfig) -> None:
     """Raise ConfigError when the store cannot be created or written, or when a file stands where a folder must."""
     store = _resolved(cfg, "store_dir")
     _writable("store_dir", store, _no_file_in_the_way("store_dir", store))
-    for name in STORE_SUBFOLDERS:
+    for name in Store.subfolders():
         sub = store / name
         if sub.exists():
             _writable("store_dir", store, _no_file_in_the_way("store_dir", sub))

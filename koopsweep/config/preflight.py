@@ -51,11 +51,23 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_intermixed_args(list(argv))
 
 
-_SWITCHES = (("help", "--help"), ("hydra_help", "--hydra-help"), ("run", "--run"), ("multirun", "--multirun"),
-             ("shell_completion", "--shell-completion"), ("resolve", "--resolve"))
-_VALUED = (("cfg", "--cfg"), ("package", "--package"), ("info", "--info"), ("config_path", "--config-path"),
-           ("config_name", "--config-name"), ("config_dir", "--config-dir"),
-           ("experimental_rerun", "--experimental-rerun"))
+_SWITCHES = (
+    ("help", "--help"),
+    ("hydra_help", "--hydra-help"),
+    ("run", "--run"),
+    ("multirun", "--multirun"),
+    ("shell_completion", "--shell-completion"),
+    ("resolve", "--resolve"),
+)
+_VALUED = (
+    ("cfg", "--cfg"),
+    ("package", "--package"),
+    ("info", "--info"),
+    ("config_path", "--config-path"),
+    ("config_name", "--config-name"),
+    ("config_dir", "--config-dir"),
+    ("experimental_rerun", "--experimental-rerun"),
+)
 
 
 def normalize(argv: Sequence[str]) -> list[str]:
@@ -105,10 +117,11 @@ def _parse(overrides: Sequence[str], loader: ConfigLoaderImpl) -> list[Override]
 def _configured_mode(loader: ConfigLoaderImpl, config_name: str, overrides: list[str]) -> Any:
     """``hydra.mode`` as the config and overrides set it (None when unset or not composable), as Hydra reads it."""
     try:
-        cfg = loader.load_configuration(config_name=config_name, overrides=overrides, run_mode=RunMode.MULTIRUN,
-                                        validate_sweep_overrides=False)
+        cfg = loader.load_configuration(
+            config_name=config_name, overrides=overrides, run_mode=RunMode.MULTIRUN, validate_sweep_overrides=False
+        )
         return cfg.hydra.mode
-    except Exception:  # noqa: BLE001 - composition errors are reported by the real composition below
+    except Exception:
         return None
 
 

@@ -50,12 +50,14 @@ def fixed(input_shape: tuple[int, ...], num_classes: int, train: int, test: int)
 
 def describe(source_cfg: Mapping[str, Any]) -> DatasetInfo | None:
     """The description of ``dataset.source`` from its loader's ``describe``, or None when the loader has none."""
-    options = OmegaConf.to_container(source_cfg, resolve=True) if isinstance(source_cfg, DictConfig) else dict(source_cfg)
+    options = (
+        OmegaConf.to_container(source_cfg, resolve=True) if isinstance(source_cfg, DictConfig) else dict(source_cfg)
+    )
     target = options.pop("_target_", None)
     options.pop("root", None)
     try:
         describer = getattr(get_method(target), "describe", None) if target else None
-    except Exception:  # noqa: BLE001 - an unimportable loader is reported by the config checks
+    except Exception:
         return None
     if describer is None:
         return None

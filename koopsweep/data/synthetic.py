@@ -52,8 +52,9 @@ def make_synthetic(
     return TensorData(f"synthetic_{like}", train_x, train_y, test_x, test_y, num_classes)
 
 
-def describe_synthetic(like: str = "mnist", train: int = 1024, test: int = 256, num_classes: int = 10,
-                       **_: object) -> DatasetInfo:
+def describe_synthetic(
+    like: str = "mnist", train: int = 1024, test: int = 256, num_classes: int = 10, **_: object
+) -> DatasetInfo:
     """What ``make_synthetic`` returns for these options, without generating it."""
     return DatasetInfo(SHAPES.get(like, SHAPES["mnist"]), num_classes, train, test)
 

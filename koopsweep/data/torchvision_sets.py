@@ -27,8 +27,7 @@ MNIST_FILES = tuple(
     for kind, dims in (("images", 3), ("labels", 1))
 )
 CIFAR10_FILES = tuple(
-    f"cifar-10-batches-py/{name}"
-    for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+    f"cifar-10-batches-py/{name}" for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
 )
 
 

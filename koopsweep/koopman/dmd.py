@@ -32,8 +32,14 @@ Recorded = SnapshotWindow | MemoryWindow  # windows that carry their increment G
 log = logging.getLogger(__name__)
 
 EPS = torch.finfo(torch.float64).eps
-DIAGNOSTICS = ("residual", "fixed_point_distance", "amplitude_share", "reconstruction_error", "spectral_radius",
-               "unstable_modes")  # bounded health figures of a fit (see diagnose); docs/koopman.md says what is healthy
+DIAGNOSTICS = (
+    "residual",
+    "fixed_point_distance",
+    "amplitude_share",
+    "reconstruction_error",
+    "spectral_radius",
+    "unstable_modes",
+)  # bounded health figures of a fit (see diagnose); docs/koopman.md says what is healthy
 TINY_EIGENVALUE = 1e-12  # |λ| below this (relative to max |λ|): use the projected mode Uw (Tu et al.)
 
 
@@ -122,8 +128,17 @@ def _solve(inc_gram: torch.Tensor, rank_tol: float, delays: int) -> _Core:
     return _Core(lam, amplitudes, coefficients, sig, dropped, int(cut.sum()), small[:r0], diagnostics)
 
 
-def diagnose(lam: torch.Tensor, b: torch.Tensor, block0: torch.Tensor, coords: torch.Tensor, delays: int,
-             chosen: int, xs: torch.Tensor, ys: torch.Tensor, c: torch.Tensor) -> dict[str, float | None]:
+def diagnose(
+    lam: torch.Tensor,
+    b: torch.Tensor,
+    block0: torch.Tensor,
+    coords: torch.Tensor,
+    delays: int,
+    chosen: int,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    c: torch.Tensor,
+) -> dict[str, float | None]:
     """Health figures of a fit, each bounded and computed exactly in the orthonormal small coordinates.
 
     - ``residual``: ‖(Y − λ*X) c‖ / ‖X c‖ for the chosen eigenpair, c = VΣ⁻¹w* the mode's snapshot coefficients

@@ -65,8 +65,14 @@ class MemoryWindow:
 class MemoryRecorder:
     """Append flat parameter vectors; ``close()`` returns the MemoryWindow. Same contract as SnapshotRecorder."""
 
-    def __init__(self, layout_hash: str, numel: int, capacity: int, chunk_size: int = 64,
-                 device: torch.device | str | None = None):
+    def __init__(
+        self,
+        layout_hash: str,
+        numel: int,
+        capacity: int,
+        chunk_size: int = 64,
+        device: torch.device | str | None = None,
+    ):
         if capacity < 1 or numel < 1 or chunk_size < 1:
             raise ValueError(f"capacity, numel and chunk_size must be >= 1, got {capacity}, {numel}, {chunk_size}")
         self.layout_hash = layout_hash

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import torch
 
-from koopsweep.atomic import atomic_write
+from koopsweep.atomic import atomic_write, write_json_atomic
 from koopsweep.koopman.chunkfile import read_header, read_rows, write_chunk
 from koopsweep.koopman.gram import column_slices, increments, scratch
 from koopsweep.koopman.memory import MemoryRecorder, MemoryWindow
 from koopsweep.koopman.window import FORMAT, GRAM_FILE, MANIFEST, VERSION, SnapshotWindow
-from koopsweep.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 

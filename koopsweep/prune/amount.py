@@ -49,7 +49,9 @@ def largest_compression(prunable: int, total: int) -> float:
 def from_compression(compression: float, prunable: int, total: int, model: str = "the model") -> Amount:
     """Remove ``total − round(total / compression)`` prunable parameters; one line when that is impossible."""
     if not compression >= 1.0:
-        raise ConfigError(f"pruner.compression={compression} is out of range: expected >= 1 (total / non-zero parameters)")
+        raise ConfigError(
+            f"pruner.compression={compression} is out of range: expected >= 1 (total / non-zero parameters)"
+        )
     remove = total - int(round(total / compression))
     if remove >= prunable:
         nonprunable = total - prunable
@@ -61,8 +63,9 @@ def from_compression(compression: float, prunable: int, total: int, model: str =
     return Amount(remove, prunable, total, float(compression))
 
 
-def solve(fraction: float | None, compression: float | None, prunable: int, total: int,
-          model: str = "the model") -> Amount:
+def solve(
+    fraction: float | None, compression: float | None, prunable: int, total: int, model: str = "the model"
+) -> Amount:
     """The Amount a pruner config asks for (exactly one of ``fraction`` and ``compression`` is set)."""
     if fraction is not None and compression is not None:
         raise ConfigError(

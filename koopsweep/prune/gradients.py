@@ -17,7 +17,9 @@ from torch import nn
 from koopsweep.prune.paramspace import ParamSpace
 
 
-def average_gradient(model: nn.Module, space: ParamSpace, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+def average_gradient(
+    model: nn.Module, space: ParamSpace, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
     """Mean gradient of the cross-entropy over ``batches``, flat over ``space`` (float32)."""
     clone = copy.deepcopy(model)
     clone.train()

@@ -26,7 +26,7 @@ class MaskSet:
     def num_removed(self) -> int:
         return int((~self.keep).sum())
 
-    def to(self, device: torch.device | str) -> "MaskSet":
+    def to(self, device: torch.device | str) -> MaskSet:
         return MaskSet(self.space, self.keep.to(device))
 
     @torch.no_grad()
@@ -35,7 +35,8 @@ class MaskSet:
         tensors = self.space.tensors(model)
         if self._per_tensor is None or self._per_tensor[0].device != tensors[0].device:
             self._per_tensor = [
-                part.to(device=t.device, dtype=t.dtype) for part, t in zip(self.space.unflatten(self.keep).values(), tensors)
+                part.to(device=t.device, dtype=t.dtype)
+                for part, t in zip(self.space.unflatten(self.keep).values(), tensors)
             ]
         for tensor, mask in zip(tensors, self._per_tensor):
             tensor.mul_(mask)

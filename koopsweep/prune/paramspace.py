@@ -98,7 +98,7 @@ class ParamSpace:
         kinds: Sequence[str] = ("weight",),
         ignore: Iterable[str] | None = None,
         ignore_classifier: bool = True,
-    ) -> "ParamSpace":
+    ) -> ParamSpace:
         params = dict(model.named_parameters())
         names = select_parameters(model, kinds, ignore, ignore_classifier)
         return cls(names, [params[n].shape for n in names])

@@ -25,7 +25,7 @@ class PruneContext:
     space: ParamSpace
     iteration: int
     seed: int = 0
-    koopman_fit: Any | None = None  # koopsweep.train.koopman_window.FitVectors
+    koopman_fit: Any | None = None  # koopsweep.train.koopman_recording.FitVectors
     loss_gradient: Callable[[], torch.Tensor] | None = None
     lr: float = 0.0  # learning rate of the last dense step before pruning
     momentum: float = 0.0  # heavy-ball momentum the Koopman gradient undoes (0: plain steps, or correction off)
@@ -35,7 +35,7 @@ class PruneContext:
         return self.space.flatten(self.model)
 
     def koopman(self) -> Any:
-        """The run's Koopman fit (koopsweep.train.koopman_window.FitVectors): fixed_point(), gradient(lr, β)."""
+        """The run's Koopman fit (koopsweep.train.koopman_recording.FitVectors): fixed_point(), gradient(lr, β)."""
         if self.koopman_fit is None:
             raise RuntimeError("this run recorded no Koopman window (the scorer must set requires_koopman)")
         return self.koopman_fit
@@ -50,7 +50,6 @@ class PruneContext:
 class Scorer(ABC):
     """Maps a PruneContext to a score vector over the ParamSpace; higher means more important."""
 
-    name: ClassVar[str] = "scorer"
     requires_koopman: ClassVar[bool] = False
     # Gradient-flavoured scorers are also compared with gradient pruning (GGP) at the same t and fraction.
     gradient_flavoured: ClassVar[bool] = False
@@ -63,16 +62,12 @@ class Scorer(ABC):
 class MagnitudeScorer(Scorer):
     """GMP (scope=global) / LMP (scope=layer): |θ(t)|."""
 
-    name = "magnitude"
-
     def scores(self, ctx: PruneContext) -> torch.Tensor:
         return ctx.theta().abs()
 
 
 class RandomScorer(Scorer):
     """Uniform random scores from a generator seeded by the run's seed: the no-information baseline."""
-
-    name = "random"
 
     def scores(self, ctx: PruneContext) -> torch.Tensor:
         generator = torch.Generator().manual_seed(ctx.seed)
@@ -82,7 +77,6 @@ class RandomScorer(Scorer):
 class GradientMagnitudeScorer(Scorer):
     """GGP (scope=global) / LGP (scope=layer): |θ ⊙ ∇L|, the first-order Taylor estimate of a weight's removal."""
 
-    name = "gradient"
     gradient_flavoured = True
 
     def scores(self, ctx: PruneContext) -> torch.Tensor:
@@ -92,7 +86,6 @@ class GradientMagnitudeScorer(Scorer):
 class KoopmanMagnitudeScorer(Scorer):
     """KMP: |θ*| where θ* is the Koopman mode with eigenvalue nearest 1, scaled by its amplitude."""
 
-    name = "kmp"
     requires_koopman = True
 
     def scores(self, ctx: PruneContext) -> torch.Tensor:
@@ -102,7 +95,6 @@ class KoopmanMagnitudeScorer(Scorer):
 class KoopmanGradientScorer(Scorer):
     """KGP: |θ(t) ⊙ ĝ(t)| with ĝ the Koopman reconstruction of the gradient (heavy-ball momentum undone)."""
 
-    name = "kgp"
     requires_koopman = True
     gradient_flavoured = True
 

@@ -97,8 +97,15 @@ def measure(rows: Sequence[Row], method: str, reference: str) -> Agreement | Non
     def cells(table: dict[tuple[float, float], list[float]]) -> dict[tuple[float, float], Cell]:
         return {k: c for k, v in table.items() if (c := _cell(v)) is not None}
 
-    return Agreement(method, reference, sorted(times.items()), sorted(levels.items()), cells(overlap),
-                     cells(gaps["pruned_acc"]), cells(gaps["final_acc"]))
+    return Agreement(
+        method,
+        reference,
+        sorted(times.items()),
+        sorted(levels.items()),
+        cells(overlap),
+        cells(gaps["pruned_acc"]),
+        cells(gaps["final_acc"]),
+    )
 
 
 def markdown(title: str, agreement: Agreement) -> list[str]:
@@ -106,19 +113,37 @@ def markdown(title: str, agreement: Agreement) -> list[str]:
     a = agreement
     name = f"{a.method.upper()} vs {a.reference.upper()}"
     when = a.agreement_time()
-    criterion = (f"overlap ≥ {100 * MIN_OVERLAP:g} % and |Δ accuracy| ≤ {100 * MAX_GAP:g} points right after pruning "
-                 "and after refinement, at every compression")
-    verdict = (f"agree from **{when[1]}** on ({criterion}, at that and every later pruning time)" if when else
-               f"do not agree at the last pruning time ({criterion})")
+    criterion = (
+        f"overlap ≥ {100 * MIN_OVERLAP:g} % and |Δ accuracy| ≤ {100 * MAX_GAP:g} points right after pruning "
+        "and after refinement, at every compression"
+    )
+    verdict = (
+        f"agree from **{when[1]}** on ({criterion}, at that and every later pruning time)"
+        if when
+        else f"do not agree at the last pruning time ({criterion})"
+    )
     out = ["", f"## Agreement: {title}, {name}", "", f"{name}: {verdict}."]
     header = ["pruned at", *(label for _, label in a.levels)]
-    for heading, table, scale in (("Overlap of the removed sets (%)", a.overlap, 100.0),
-                                  (f"{name} accuracy right after pruning (points)", a.gap_pruned, 100.0),
-                                  (f"{name} accuracy after refinement (points)", a.gap_final, 100.0)):
-        lines = [[label, *((table[(epoch, amount)].text(scale) if (epoch, amount) in table else "–")
-                           for amount, _ in a.levels)] for epoch, label in a.times]
-        out += ["", f"{heading}, mean ± std over seeds:", "", "| " + " | ".join(header) + " |",
-                "|" + "---|" * len(header), *("| " + " | ".join(x) + " |" for x in lines)]
+    for heading, table, scale in (
+        ("Overlap of the removed sets (%)", a.overlap, 100.0),
+        (f"{name} accuracy right after pruning (points)", a.gap_pruned, 100.0),
+        (f"{name} accuracy after refinement (points)", a.gap_final, 100.0),
+    ):
+        lines = [
+            [
+                label,
+                *((table[(epoch, amount)].text(scale) if (epoch, amount) in table else "–") for amount, _ in a.levels),
+            ]
+            for epoch, label in a.times
+        ]
+        out += [
+            "",
+            f"{heading}, mean ± std over seeds:",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            *("| " + " | ".join(x) + " |" for x in lines),
+        ]
     return out
 
 

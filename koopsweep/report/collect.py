@@ -149,8 +149,16 @@ def read_run(path: Path, extra: Sequence[str] = ()) -> tuple[Row, Row | None]:
 
 
 # What identifies a spectrum in spectra.jsonl: the fit's trunk and time, and the keys a report groups by.
-SPECTRUM_KEYS: tuple[str, ...] = ("experiment", "model", "dataset", "seed", "trunk_id", "prune_at", "prune_epoch",
-                                  "prune_step")
+SPECTRUM_KEYS: tuple[str, ...] = (
+    "experiment",
+    "model",
+    "dataset",
+    "seed",
+    "trunk_id",
+    "prune_at",
+    "prune_epoch",
+    "prune_step",
+)
 
 
 def _short(values: Iterable[Any]) -> list[float]:
@@ -223,8 +231,9 @@ def collect(paths: Sequence[Path], extra: Sequence[str] = ()) -> Collection:
 
 # ------------------------------------------------------------------------------------- committed tables
 RUNS_CSV, SPECTRA_JSONL = "runs.csv", "spectra.jsonl"
-TEXT_COLUMNS = frozenset({"experiment", "model", "dataset", "method", "prune_step", "status", "trunk_id",
-                          "branch_id", "path"})
+TEXT_COLUMNS = frozenset(
+    {"experiment", "model", "dataset", "method", "prune_step", "status", "trunk_id", "branch_id", "path"}
+)
 
 
 def _cell(column: str, text: str) -> Any:
@@ -261,8 +270,7 @@ def read_table(folder: Path, extra: Sequence[str] = ()) -> Collection:
     path = folder / SPECTRA_JSONL
     if path.is_file():
         spectra = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return Collection(roots=[folder], files=1, rows=rows, extra_columns=list(extra), spectra=spectra,
-                      source=RUNS_CSV)
+    return Collection(roots=[folder], files=1, rows=rows, extra_columns=list(extra), spectra=spectra, source=RUNS_CSV)
 
 
 def write_spectra(spectra: Sequence[Row], path: Path) -> Path:

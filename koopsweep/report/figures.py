@@ -19,11 +19,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from koopsweep.report.agreement import MAX_GAP, MIN_OVERLAP
 from koopsweep.report.collect import Row, number
 from koopsweep.report.labels import group_title, level, level_label, step_label, time_label
 from koopsweep.report.plot import figure_of_blocks, line_with_band, panel_grid, panel_list, save
+from koopsweep.report.spectrum import draw_spectrum, near_one
 from koopsweep.report.stats import Curve, curve, group, mean_std, one_per, values
-from koopsweep.report.agreement import MAX_GAP, MIN_OVERLAP
 from koopsweep.report.style import DENSE, RC, gap_axis, log2_axis, method_style, time_axis
 
 STAGES = (("pruned_acc", "right after pruning"), ("final_acc", "after refinement"))
@@ -104,11 +105,16 @@ def accuracy_vs_compression(data: Data) -> Built:
     if not usable:
         return "no finished pruned run with an amount removed and an accuracy"
     keys = data.keys
-    shown = {k: v for k, v in group(usable, keys).items()
-             if len({r["prune_epoch"] for r in v}) <= MAX_TIMES_PER_COMPRESSION_FIGURE}
+    shown = {
+        k: v
+        for k, v in group(usable, keys).items()
+        if len({r["prune_epoch"] for r in v}) <= MAX_TIMES_PER_COMPRESSION_FIGURE
+    }
     if not shown:
-        return (f"every group was pruned at more than {MAX_TIMES_PER_COMPRESSION_FIGURE} times: see accuracy_vs_time "
-                "and accuracy_gap_vs_time")
+        return (
+            f"every group was pruned at more than {MAX_TIMES_PER_COMPRESSION_FIGURE} times: see accuracy_vs_time "
+            "and accuracy_gap_vs_time"
+        )
     cells = group([r for rows in shown.values() for r in rows], [*keys, "prune_epoch"])
     titles = [f"{group_title(keys, key[:-1])}, {time_label(cell)}" for key, cell in cells.items()]
     fig, axes = panel_grid(len(cells), 2, "Test accuracy vs compression (mean ± std over seeds)", titles)
@@ -155,7 +161,9 @@ def overlap_vs_time(data: Data) -> Built:
             line = curve(runs, "prune_epoch", "prune_epoch", f"overlap_{reference}", scale=100)
             if line is not None:
                 line_with_band(ax, line, color=colour(amount), marker="o", label=level_label(runs[0]))
-        ax.axhline(100 * MIN_OVERLAP, color="0.5", linestyle=":", linewidth=1.2, label=f"{100 * MIN_OVERLAP:g} % overlap")
+        ax.axhline(
+            100 * MIN_OVERLAP, color="0.5", linestyle=":", linewidth=1.2, label=f"{100 * MIN_OVERLAP:g} % overlap"
+        )
         ax.set_title(f"{group_title(data.keys, key[:-2])}\n{method.upper()} mask vs {reference.upper()} mask")
         _label_time_axis(ax, panel)
         ax.set_ylabel(f"removed weights shared with {reference.upper()} (%)")
@@ -176,7 +184,7 @@ def accuracy_vs_time(data: Data) -> Built:
         blocks.append((group_title(data.keys, key), len(STAGES), len(levels)))
     fig, block_axes = figure_of_blocks("Test accuracy vs pruning time (mean ± std over seeds)", blocks)
     for axes, rows in zip(block_axes, groups.values()):
-        for col, ((amount,), cell) in enumerate(group(rows, ["level"]).items()):
+        for col, cell in enumerate(group(rows, ["level"]).values()):
             trunks = [r for runs in group(cell, ["prune_epoch"]).values() for r in one_per(runs, "trunk_id")]
             dense = curve(trunks, "prune_epoch", "prune_epoch", "dense_acc", scale=100)
             for row_index, (column, stage) in enumerate(STAGES):
@@ -247,9 +255,11 @@ def koopman_vs_time(data: Data) -> Built:
         return _single_time(fits)
     fig, axes = panel_list(3, "Koopman fit vs pruning time (mean ± std over seeds)", max_cols=3)
     cmap = matplotlib.colormaps["tab10"]
-    shown = (("koopman_distance_to_1", "chosen eigenvalue: |λ* − 1|", True),
-             ("koopman_fixed_point_distance", "‖θ* − θ(t)‖ / ‖θ(t)‖", True),
-             ("koopman_rank", "kept DMD rank (modes)", False))
+    shown = (
+        ("koopman_distance_to_1", "chosen eigenvalue: |λ* − 1|", True),
+        ("koopman_fixed_point_distance", "‖θ* − θ(t)‖ / ‖θ(t)‖", True),
+        ("koopman_rank", "kept DMD rank (modes)", False),
+    )
     for i, (key, panel) in enumerate(panels.items()):
         style = {"color": cmap(i % 10), "marker": "o", "label": group_title(data.keys, key)}
         for ax, (column, _, log_y) in zip(axes, shown):
@@ -284,37 +294,26 @@ def spectrum_complex_plane(data: Data) -> Built:
         picked = [min(recs, key=lambda r: (r.get("seed") is None, r.get("seed"))) for recs in times.values()]
         chosen.append((group_title(data.keys, key), _spread(picked, SPECTRUM_TIMES)))
     blocks = [(title, 2, len(picks)) for title, picks in chosen]
-    fig, block_axes = figure_of_blocks("Koopman spectrum at several pruning times (★ = eigenvalue chosen by KMP)",
-                                       blocks, panel=(3.4, 3.3))
-    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
+    fig, block_axes = figure_of_blocks(
+        "Koopman spectrum at several pruning times (★ = eigenvalue chosen by KMP)", blocks, panel=(3.4, 3.3)
+    )
     for axes, (_, picks) in zip(block_axes, chosen):
         for col, record in enumerate(picks):
             lam = np.asarray(record["re"]) + 1j * np.asarray(record["im"])
             star = complex(record.get("chosen_re") or 1.0, record.get("chosen_im") or 0.0)
             when = next(label for epoch, label in time_ticks([record]) if epoch == record["prune_epoch"])
-            nearest = np.sort(np.abs(lam - 1))[: max(3, min(10, len(lam) // 10))]
-            half = max(float(nearest[-1]) * 1.3, 1e-6)
-            for row, zoom in enumerate((False, True)):
+            half = near_one(lam)
+            for row, zoom in enumerate((None, half)):
                 ax = axes[row][col]
-                ax.plot(circle.real, circle.imag, color="0.6", linestyle="--", linewidth=1, label="unit circle")
-                ax.scatter(lam.real, lam.imag, s=10, color="tab:blue", alpha=0.7, label="eigenvalues")
-                ax.scatter([star.real], [star.imag], s=120, marker="*", color="tab:red", zorder=3, label="chosen λ*")
-                if zoom:
-                    ax.set_xlim(1 - half, 1 + half)
-                    ax.set_ylim(-half, half)
+                draw_spectrum(ax, lam, star, zoom)
+                if zoom is None:
+                    ax.set_title(f"pruned at {when}, seed {record.get('seed')}\n|λ* − 1| = {abs(star - 1):.1e}")
+                else:
                     ax.set_title(f"near 1 (±{half:.1e})", fontsize="small")
-                    ax.ticklabel_format(useOffset=False)
                     ax.tick_params(labelsize="x-small")
                     ax.xaxis.set_major_locator(MaxNLocator(3))
-                else:
-                    radius = max(1.05, float(np.abs(lam).max()) * 1.05)
-                    ax.set_xlim(-radius, radius)
-                    ax.set_ylim(-radius, radius)
-                    ax.set_title(f"pruned at {when}, seed {record.get('seed')}\n|λ* − 1| = {abs(star - 1):.1e}")
-                ax.set_aspect("equal", adjustable="box")
-                ax.set_xlabel("Re λ")
-                if col == 0:
-                    ax.set_ylabel("Im λ")
+                if col != 0:
+                    ax.set_ylabel("")
     return fig
 
 
@@ -328,8 +327,9 @@ FIGURES: tuple[tuple[str, Callable[[Data], Built], str], ...] = (
 )
 
 
-def make_figures(rows: Sequence[Row], spectra: Sequence[Row], out: Path, fmt: str,
-                 keys: Sequence[str]) -> list[FigureResult]:
+def make_figures(
+    rows: Sequence[Row], spectra: Sequence[Row], out: Path, fmt: str, keys: Sequence[str]
+) -> list[FigureResult]:
     """Draw every figure the finished rows allow into ``out``; the others come back with the reason."""
     data = Data([r for r in rows if r["status"] == "finished"], spectra, keys)
     made = []

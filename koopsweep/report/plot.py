@@ -22,9 +22,7 @@ PANEL = (5.2, 3.8)  # inches per panel
 MIN_WIDTH = 8.0  # inches: room for the title and a legend of several entries under a single panel
 
 
-def panel_grid(
-    rows: int, cols: int, title: str, row_titles: Sequence[str] | None = None
-) -> tuple[Figure, np.ndarray]:
+def panel_grid(rows: int, cols: int, title: str, row_titles: Sequence[str] | None = None) -> tuple[Figure, np.ndarray]:
     """A titled figure of rows × cols panels (a 2-D array of axes); a row title spans its row when given."""
     fig = Figure(figsize=(max(PANEL[0] * cols, MIN_WIDTH), PANEL[1] * rows + 1.0), layout="constrained")
     FigureCanvasAgg(fig)

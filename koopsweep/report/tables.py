@@ -105,8 +105,18 @@ def summary_markdown(collection: Collection, keys: Sequence[str], figures: Seque
     others = [r for r in collection.rows if r["status"] != "finished"]
     if others:
         lines += ["", "## Runs that did not finish", ""]
-        rows = [[str(r["status"]), str(r["experiment"]), str(r["method"]), str(r["fraction"]), str(r["prune_step"]),
-                 str(r["seed"]), f"`{r['path']}`"] for r in others]
+        rows = [
+            [
+                str(r["status"]),
+                str(r["experiment"]),
+                str(r["method"]),
+                str(r["fraction"]),
+                str(r["prune_step"]),
+                str(r["seed"]),
+                f"`{r['path']}`",
+            ]
+            for r in others
+        ]
         lines += _table(["status", "experiment", "method", "fraction", "pruned at", "seed", "path"], rows)
     if collection.unreadable:
         lines += ["", "## Unreadable files", "", *(f"- `{p}`: {why}" for p, why in collection.unreadable)]

@@ -86,7 +86,7 @@ def load_checked(path: Path, expect: dict[str, Any] | None = None, map_location:
             raise ArtifactError(f"{path} was written with {key}={meta.get(key)!r}, expected {value!r}")
     try:
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, ...: whatever it is, it is not data
+    except Exception as exc:
         raise ArtifactError(
             f"{path} holds more than tensors and plain data, so it was not loaded (written by an older koopsweep, "
             f"or planted: {type(exc).__name__})"

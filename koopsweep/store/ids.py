@@ -33,7 +33,7 @@ BRANCH_FIELDS: dict[str, tuple[type | None, tuple[str, ...]]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _defaults(schema: type) -> dict[str, Any]:
     """A schema's default values, built once per schema."""
     return OmegaConf.to_container(OmegaConf.structured(schema), resolve=False)  # type: ignore[return-value]

@@ -77,8 +77,9 @@ def _write_holder(handle: IO[str]) -> None:
 
 
 @contextlib.contextmanager
-def hold(path: Path, what: str, while_waiting: Callable[[], None] = lambda: None,
-         poll_s: float = POLL_S) -> Iterator[None]:
+def hold(
+    path: Path, what: str, while_waiting: Callable[[], None] = lambda: None, poll_s: float = POLL_S
+) -> Iterator[None]:
     """Hold the lock at ``path`` for the body; while another process holds it, say so once and keep polling.
 
     ``while_waiting`` runs between polls: raise from it (e.g. on SIGTERM) to give up waiting.

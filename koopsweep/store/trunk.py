@@ -1,9 +1,9 @@
 """A trunk: one dense run's states, snapshot windows, Koopman fits and curves under its content id.
 
-Layout under ``<store_dir>/trunks/<trunk_id>/``: ``spec.json`` (what the id hashes), ``lock``, ``states/
-it-<iteration>.pt`` (full training states), ``windows/<key>/`` (snapshot chunks and Gram, when kept),
-``fits/<key>.pt`` (what pruning needs from a Koopman fit), ``curves.jsonl`` (dense curves) and ``evals.jsonl``
-(the dense test evaluation at each pruning time, so the runs pruning there do not repeat it).
+Layout inside a trunk's folder (koopsweep.store.store.Store says where that folder is): ``spec.json`` (what the id
+hashes), ``lock``, ``states/it-<iteration>.pt`` (full training states), ``windows/<key>/`` (snapshot chunks and
+Gram, when kept), ``fits/<key>.pt`` (what pruning needs from a Koopman fit), ``curves.jsonl`` (dense curves) and
+``evals.jsonl`` (the dense test evaluation at each pruning time, so the runs pruning there do not repeat it).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from koopsweep.errors import ArtifactError
 from koopsweep.atomic import write_json_atomic
+from koopsweep.errors import ArtifactError
 from koopsweep.store.artifacts import load_checked, read_meta, remove_checked, save_checked
 from koopsweep.store.lock import hold, try_hold
 
@@ -29,11 +29,12 @@ _STATE_RE = re.compile(r"^it-(\d+)\.pt$")
 class Trunk:
     """Files of one dense run, shared by every branch whose trunk id matches."""
 
-    def __init__(self, store_dir: Path, trunk_id: str, spec: dict[str, Any] | None = None):
+    def __init__(self, path: Path, trunk_id: str, spec: dict[str, Any] | None = None, create: bool = True):
         self.id = trunk_id
-        self.path = Path(store_dir) / "trunks" / trunk_id
+        self.path = Path(path)
         self._spec = spec
-        self._write_spec()
+        if create:
+            self._write_spec()
 
     def _write_spec(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -113,6 +114,31 @@ class Trunk:
 
     def window_dir(self, key: str) -> Path:
         return self.path / "windows" / key
+
+    def window_dirs(self) -> list[Path]:
+        """The recorded snapshot windows kept in this trunk."""
+        return sorted(p for p in _entries(self.path / "windows") if p.is_dir())
+
+    def fit_keys(self) -> list[str]:
+        """The cached Koopman fits, by key."""
+        return sorted(p.stem for p in _entries(self.path / "fits") if p.suffix == ".pt")
+
+    def read_spec(self) -> tuple[dict[str, Any], str | None]:
+        """spec.json and, when it is missing or not a JSON object (crash, hand edit), why; never raises."""
+        spec_file = self.path / "spec.json"
+        if not spec_file.exists():
+            return {}, "no spec.json"
+        try:
+            spec = json.loads(spec_file.read_text())
+        except (OSError, ValueError) as exc:
+            return {}, f"spec.json unreadable ({type(exc).__name__})"
+        if not isinstance(spec, dict):
+            return {}, f"spec.json holds a {type(spec).__name__}, not an object"
+        return spec, None
+
+    def last_used(self) -> float:
+        """The newest modification time of any of its files."""
+        return max((p.stat().st_mtime for p in self.path.rglob("*") if p.is_file()), default=self.path.stat().st_mtime)
 
     def fit_path(self, key: str) -> Path:
         return self.path / "fits" / f"{key}.pt"

@@ -37,7 +37,7 @@ def _args_no_hyphens(args: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def _wandb_macros() -> tuple[Any, Any] | None:
     try:
         from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
-    except Exception:  # noqa: BLE001 - any import problem means: use the mirror below
+    except Exception:
         return None
     return create_sweep_command, create_sweep_command_args
 

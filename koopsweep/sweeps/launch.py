@@ -219,7 +219,7 @@ def offline_reason(env: dict[str, str] | None = None) -> str | None:
     mode = env.get("WANDB_MODE", "").strip().lower()
     if mode in ("offline", "dryrun", "disabled"):
         return f"WANDB_MODE={mode}"
-    from koopsweep.tracking.wandb_run import api_key_source
+    from koopsweep.tracking.mode import api_key_source
 
     if api_key_source(env) is None:
         return "no W&B API key (WANDB_API_KEY, ~/.netrc or `wandb login`)"

@@ -1,23 +1,22 @@
-"""Experiment tracking: everything W&B goes through `Tracker` (wandb is imported nowhere else)."""
+"""Experiment tracking with Weights & Biases: the mode a run gets, who it is, and the `Tracker` that logs it.
 
-from koopsweep.tracking.wandb_run import (
-    EXIT_CODES,
-    MODES,
-    RESOLVED_CONFIG_KEY,
-    STATUSES,
-    Tracker,
-    api_key_source,
-    flatten_config,
-    resolve_mode,
-)
+`tracker.py` is the only place koopsweep's runs call wandb from (`koopsweep.sweeps.launch` and
+`koopsweep.dashboards` use wandb's API directly for sweeps and workspaces).
+"""
+
+from koopsweep.tracking.identity import RunIdentity, flatten_config, run_identity
+from koopsweep.tracking.mode import MODES, api_key_source, resolve_mode
+from koopsweep.tracking.tracker import EXIT_CODES, RESOLVED_CONFIG_KEY, STATUSES, Tracker
 
 __all__ = [
     "EXIT_CODES",
     "MODES",
     "RESOLVED_CONFIG_KEY",
     "STATUSES",
+    "RunIdentity",
     "Tracker",
     "api_key_source",
     "flatten_config",
     "resolve_mode",
+    "run_identity",
 ]

@@ -10,9 +10,9 @@ from koopsweep.errors import ArtifactError
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import Tracker
 from koopsweep.train import state as train_state
-from koopsweep.train.koopman_window import FitVectors, KoopmanWindow
+from koopsweep.train.koopman_recording import FitVectors, KoopmanRecording
 from koopsweep.train.preempt import Preempted
-from koopsweep.train.run import Run, train_phase
+from koopsweep.train.session import Run, train_phase
 
 
 def _replay_curve(trunk: Trunk, tracker: Tracker, until: int) -> None:
@@ -30,7 +30,7 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
     """
     target = run.plan.prune_at
     layout = run.space.layout_hash
-    window = KoopmanWindow.for_run(run, trunk) if run.scorer is not None and run.scorer.requires_koopman else None
+    window = KoopmanRecording.for_run(run, trunk) if run.scorer is not None and run.scorer.requires_koopman else None
 
     def stop_waiting() -> None:  # SIGTERM while another run holds the trunk: stop now, not once it is free
         signum = run.trainer.stop_requested()

@@ -69,8 +69,9 @@ class Trainer:
     check_every: int = 50
     stop_requested: Callable[[], int | None] = lambda: None
 
-    def train_until(self, end: int, desc: str = "train", on_period: Callable[[int, dict], None] | None = None,
-                    period: int = 0) -> None:
+    def train_until(
+        self, end: int, desc: str = "train", on_period: Callable[[int, dict], None] | None = None, period: int = 0
+    ) -> None:
         """Run optimizer steps until ``self.iteration == end``.
 
         Every ``period`` iterations (and at ``end``) ``on_period(iteration, {"train/loss": mean loss})`` is called.

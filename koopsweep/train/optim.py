@@ -15,7 +15,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from koopsweep.steps import Step
+from koopsweep.train.plan import Plan
 
 
 def optimizer_arguments(cfg: DictConfig) -> dict[str, Any]:
@@ -39,16 +39,13 @@ def sgd_momentum(cfg: DictConfig) -> float:
     return float(cfg.momentum) if issubclass(get_class(cfg._target_), torch.optim.SGD) else 0.0
 
 
-def lr_function(
-    base_lr: float, schedule: DictConfig, iterations_per_epoch: int, horizon: int, prune_at: int
-) -> Callable[[int], float]:
+def lr_function(base_lr: float, schedule: DictConfig, plan: Plan) -> Callable[[int], float]:
     """The learning rate at each iteration: warm-up, then constant, step or cosine over the dense horizon.
 
     After the pruning time ``schedule.finetune_lr`` (when set) replaces the dense schedule; past the horizon the
     last rate is held, so fine-tuning a converged network continues at the final rate.
     """
-    warmup = Step.parse(schedule.warmup).to_iterations(iterations_per_epoch)
-    milestones = sorted(Step.parse(m).to_iterations(iterations_per_epoch) for m in schedule.milestones)
+    warmup, milestones, horizon, prune_at = plan.warmup, plan.milestones, plan.horizon, plan.prune_at
     kind, gamma, finetune_lr = schedule.lr_schedule, schedule.gamma, schedule.finetune_lr
 
     def dense(i: int) -> float:

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Plan:
-    """Absolute iterations: dense horizon, pruning time, end of fine-tuning, Koopman window, eval period."""
+    """Absolute iterations: dense horizon, pruning time, end of fine-tuning, Koopman window, eval period, the learning
+    rate's warm-up and milestones, the checkpoint period. The only place a Step becomes an iteration count."""
 
     iterations_per_epoch: int
     horizon: int
@@ -26,10 +27,13 @@ class Plan:
     eval_every: int
     window_requested: int = 0
     checkpoint_every: int = 0
+    warmup: int = 0
+    milestones: tuple[int, ...] = ()
 
     @classmethod
-    def build(cls, schedule: DictConfig, koopman: DictConfig, iterations_per_epoch: int,
-              checkpoint_every: str = "1ep") -> Plan:
+    def build(
+        cls, schedule: DictConfig, koopman: DictConfig, iterations_per_epoch: int, checkpoint_every: str = "1ep"
+    ) -> Plan:
         ipe = iterations_per_epoch
 
         def its(text: str | None, key: str) -> int:
@@ -53,6 +57,8 @@ class Plan:
             eval_every=its(schedule.eval_every, "schedule.eval_every"),
             window_requested=window,
             checkpoint_every=its(checkpoint_every, "store.checkpoint_every"),
+            warmup=its(schedule.warmup, "schedule.warmup"),
+            milestones=tuple(sorted(its(m, "schedule.milestones") for m in schedule.milestones)),
         )
 
     @property
@@ -65,7 +71,7 @@ class Plan:
         """True when koopman.window reaches back before iteration 0 (the window then starts at 0)."""
         return self.window_requested > self.prune_at
 
-    def check_koopman_window(self, delays: int) -> None:
+    def check_koopman_recording(self, delays: int) -> None:
         """One line when the window holds too few snapshots for exact DMD with ``delays`` delays."""
         needed = delays + 3
         if self.window_snapshots < needed:

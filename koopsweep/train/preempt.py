@@ -30,7 +30,7 @@ class StopFlag:
     def __call__(self) -> int | None:
         return self.signum
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002 - signal API
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         self.signum = signum

@@ -7,15 +7,22 @@ states (an ndarray and nested tuples) are stored as tensors, lists and numbers, 
 
 from __future__ import annotations
 
+import logging
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from koopsweep.errors import ArtifactError
 from koopsweep.prune.masks import MaskSet
 from koopsweep.prune.paramspace import ParamSpace
+from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
+from koopsweep.store.trunk import remove_empty_dirs
 from koopsweep.train.loop import Trainer
+
+log = logging.getLogger(__name__)
 
 
 def capture(trainer: Trainer) -> dict[str, Any]:
@@ -93,3 +100,36 @@ def _to_cpu(tree: Any) -> Any:
     if isinstance(tree, list):
         return [_to_cpu(v) for v in tree]
     return tree
+
+
+class BranchCheckpoint:
+    """A stopped run's fine-tuning state and what it measured so far (``payload``), for an exact resume.
+
+    Kept in the store under the branch id (koopsweep.store.store.Store.branch_state); written only when a run is
+    stopped during fine-tuning, cleared when it finishes.
+    """
+
+    def __init__(self, path: Path, layout_hash: str):
+        self.path = Path(path)
+        self.layout_hash = layout_hash
+
+    def save(self, trainer: Trainer, payload: dict[str, Any]) -> None:
+        save_checked(self.path, {"trainer": capture(trainer), **payload}, {"layout_hash": self.layout_hash})
+
+    def restore(self, trainer: Trainer, space: ParamSpace) -> dict[str, Any] | None:
+        """Put the saved state into ``trainer`` and return the payload; None when there is none (or it is corrupt)."""
+        if not self.path.exists():
+            return None
+        try:
+            saved = load_checked(self.path, expect={"layout_hash": self.layout_hash})
+        except ArtifactError as exc:
+            log.warning("%s; starting the branch again from the trunk", exc)
+            self.clear()
+            return None
+        restore(trainer, saved.pop("trainer"), space)
+        return saved
+
+    def clear(self) -> None:
+        """Delete the checkpoint, and its folder when nothing else is left in it."""
+        remove_checked(self.path)
+        remove_empty_dirs(self.path.parent, stop=self.path.parent.parent)

@@ -1,13 +1,13 @@
 """The Koopman window of a run: recorded into its trunk while the dense run passes through it, fitted once.
 
 The window [t − window, t] is recorded and fitted under the trunk's lock. What pruning needs from the fit — its
-summary, the fixed point θ* (KMP) and the gradient reconstruction ĝ for the run's learning rate and momentum
-(KGP) — is computed in one pass over the snapshots and kept in ``<trunk>/fits/``: a few parameter vectors. The
-snapshots themselves are held in memory and dropped after the fit (koopsweep.koopman.memory), so a Koopman run
-adds a few N-vectors to the store, not the window; ``store.keep_windows=true``, or a window larger than the
-memory budget, records them to ``<trunk>/windows/<key>/`` instead. A later run that needs another fit (other DMD settings, another
-learning rate) records the window again from the trunk's state at the window's start, bit for bit the same on
-the CPU, since data order and learning rate are functions of the iteration.
+summary, the fixed point θ* (KMP) and the gradient reconstruction ĝ for the run's learning rate and momentum (KGP) —
+is computed in one pass over the snapshots and kept in ``<trunk>/fits/``: a few parameter vectors. The snapshots
+themselves are held in memory and dropped after the fit (koopsweep.koopman.memory), so a Koopman run adds a few
+N-vectors to the store, not the window; ``store.keep_windows=true``, or a window larger than the memory budget,
+records them to ``<trunk>/windows/<key>/`` instead. A later run that needs another fit (other DMD settings, another
+learning rate) records the window again from the trunk's state at the window's start, bit for bit the same on the
+CPU, since data order and learning rate are functions of the iteration.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
 from koopsweep.store.trunk import Trunk
 
 if TYPE_CHECKING:
-    from koopsweep.train.run import Run
+    from koopsweep.train.session import Run
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,25 @@ class FitVectors:
         return self._vectors[key]
 
 
-class KoopmanWindow:
+class KoopmanRecording:
     """Records θ every ``koopman.stride`` iterations of [start, end] into the trunk and serves the cached fit."""
 
-    def __init__(self, trunk: Trunk, layout_hash: str, numel: int, start: int, end: int, stride: int,
-                 chunk_size: int, rank_tol: float, delays: int, device: torch.device, lr: float, momentum: float,
-                 keep_snapshots: bool = False):
+    def __init__(
+        self,
+        trunk: Trunk,
+        layout_hash: str,
+        numel: int,
+        start: int,
+        end: int,
+        stride: int,
+        chunk_size: int,
+        rank_tol: float,
+        delays: int,
+        device: torch.device,
+        lr: float,
+        momentum: float,
+        keep_snapshots: bool = False,
+    ):
         self.trunk, self.layout_hash, self.numel = trunk, layout_hash, numel
         self.start, self.end, self.stride = start, end, stride
         self.chunk_size, self.rank_tol, self.delays, self.device = chunk_size, rank_tol, delays, device
@@ -78,20 +91,36 @@ class KoopmanWindow:
         self._in_memory: MemoryWindow | None = None
 
     @classmethod
-    def for_run(cls, run: Run, trunk: Trunk) -> KoopmanWindow:
+    def for_run(cls, run: Run, trunk: Trunk) -> KoopmanRecording:
         koop = run.cfg.koopman
         plan = run.plan
-        plan.check_koopman_window(koop.delays)
+        plan.check_koopman_recording(koop.delays)
         if plan.window_clipped:  # early pruning times of the paper's timing sweeps rely on this: say it, once
             log.warning(
                 "koopman.window=%s (%d it) reaches back before iteration 0 when pruning at iteration %d: the window "
-                "was clipped to [0, %d] (%d snapshots)", koop.window, plan.window_requested, plan.prune_at,
-                plan.prune_at, plan.window_snapshots,
+                "was clipped to [0, %d] (%d snapshots)",
+                koop.window,
+                plan.window_requested,
+                plan.prune_at,
+                plan.prune_at,
+                plan.window_snapshots,
             )
         lr, momentum = run.gradient_settings()
-        window = cls(trunk, run.space.layout_hash, run.space.numel, run.plan.window_start, run.plan.prune_at,
-                     koop.stride, koop.chunk_size, koop.rank_tol, koop.delays, run.device, lr, momentum,
-                     run.cfg.store.keep_windows)
+        window = cls(
+            trunk,
+            run.space.layout_hash,
+            run.space.numel,
+            run.plan.window_start,
+            run.plan.prune_at,
+            koop.stride,
+            koop.chunk_size,
+            koop.rank_tol,
+            koop.delays,
+            run.device,
+            lr,
+            momentum,
+            run.cfg.store.keep_windows,
+        )
         window._vector_fn = lambda: run.space.flatten(run.model)
         return window
 
@@ -140,8 +169,9 @@ class KoopmanWindow:
                 return
             recorder: MemoryRecorder | SnapshotRecorder
             if self.in_memory():
-                recorder = MemoryRecorder(self.layout_hash, self.numel, self.expected_count, self.chunk_size,
-                                          self.device)
+                recorder = MemoryRecorder(
+                    self.layout_hash, self.numel, self.expected_count, self.chunk_size, self.device
+                )
             else:
                 recorder = SnapshotRecorder(self.directory, self.layout_hash, self.numel, self.chunk_size)
             self._hook = SnapshotHook(recorder, self.start, self.end, self.stride)
@@ -182,14 +212,17 @@ class KoopmanWindow:
         self._in_memory = None  # the buffer goes with the fit
         fit = fit_dmd(snapshots, self.rank_tol, self.delays, device=self.device)
         last = self.expected_count - 1
-        both = fit.combine_many([fit.fixed_point_weights(), fit.gradient_weights(last, self.lr * self.stride,
-                                                                                self.momentum)])
+        both = fit.combine_many(
+            [fit.fixed_point_weights(), fit.gradient_weights(last, self.lr * self.stride, self.momentum)]
+        )
         vectors = self._load_cache()
-        vectors.update({
-            "summary": fit.summary(),
-            "fixed_point": both[:, 0].to(torch.float32).cpu(),
-            self.gradient_key: both[:, 1].to(torch.float32).cpu(),
-        })
+        vectors.update(
+            {
+                "summary": fit.summary(),
+                "fixed_point": both[:, 0].to(torch.float32).cpu(),
+                self.gradient_key: both[:, 1].to(torch.float32).cpu(),
+            }
+        )
         save_checked(self.fit_path, vectors, {"layout_hash": self.layout_hash})
         if not self.keep_snapshots:
             shutil.rmtree(self.directory, ignore_errors=True)
