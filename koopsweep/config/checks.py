@@ -6,13 +6,13 @@ choices and relations between fields, and raises ConfigError with one line sayin
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from koopsweep.config.targets import import_target
 from koopsweep.errors import ConfigError
 from koopsweep.steps import Step, definitely_after
 
@@ -32,21 +32,6 @@ def _choice(key: str, value: Any, choices: Iterable[str]) -> None:
 def _range(key: str, value: float, ok: Callable[[float], bool], expected: str) -> None:
     if not ok(value):
         raise ConfigError(f"{key}={value} is out of range: expected {expected}")
-
-
-def import_target(key: str, target: str | None, what: str) -> Any:
-    """Import a ``_target_`` so that a typo fails now, with the name of the key to fix."""
-    if not target:
-        raise ConfigError(f"{key} is empty: set it to the import path of a {what}")
-    module_name, _, attr = str(target).rpartition(".")
-    try:
-        module = importlib.import_module(module_name) if module_name else None
-        obj = getattr(module, attr) if module is not None else None
-    except (ImportError, AttributeError, ValueError):
-        obj = None
-    if obj is None:
-        raise ConfigError(f"{key}={target!r} cannot be imported: give the full import path of a {what}")
-    return obj
 
 
 def parse_step(key: str, value: Any) -> Step:

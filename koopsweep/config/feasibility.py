@@ -13,13 +13,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from koopsweep.config.targets import import_target
 from koopsweep.errors import ConfigError
 
 
 def build_meta_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
     """``model._target_(input_shape=..., num_classes=...)`` on the meta device; one line when it is no model."""
-    from koopsweep.config.checks import import_target
-
     cls: Any = import_target("model._target_", cfg.model._target_, "model class (see conf/model/)")
     try:
         with torch.device("meta"):
@@ -61,8 +60,6 @@ def check_feasible(cfg: DictConfig) -> None:
     pruner = cfg.pruner
     if pruner._target_ is None:
         return
-    from koopsweep.config.checks import import_target
-
     scorer = import_target("pruner._target_", pruner._target_, "scorer class (see conf/pruner/)")
     if getattr(scorer, "requires_koopman", False):
         plan.check_koopman_recording(cfg.koopman.delays)

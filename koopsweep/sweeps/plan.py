@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 
 from koopsweep.config.compose import expand_overrides
 from koopsweep.errors import ConfigError
-from koopsweep.sweeps.grid import PRUNE_AT, hydra_overrides, order_keys, parsed_point
+from koopsweep.sweeps.grid import PRUNE_AT, hydra_overrides, order_keys, parsed_point, value_hash
 from koopsweep.sweeps.points import Point, compose_points, trunk_keys, window_values
-from koopsweep.sweeps.spec import SweepSpec, Value, load_spec, restrict
+from koopsweep.sweeps.spec import SweepSpec, Value, load_spec
 
 
 @dataclass
@@ -133,3 +134,26 @@ def plan_sweep(
     plan = SweepPlan(spec, points, keys, ordered, list(extra), latest_first)
     plan.launch_order()
     return plan
+
+
+def restrict(spec: SweepSpec, only: list[str]) -> SweepSpec:
+    """The same sweep on a slice of its grid: ``["seed=0,1"]`` keeps two of the file's seeds (still a full product).
+
+    Each value must be one the file lists, so a slice never runs a point the whole sweep would not run.
+    """
+    parameters = dict(spec.parameters)
+    for item in only:
+        key, sep, text = item.partition("=")
+        if not sep or key not in parameters:
+            swept = ", ".join(parameters)
+            raise ConfigError(f"{spec.path}: --only {item!r}: give KEY=V1,V2 for a swept key ({swept})")
+        listed = {value_hash(v): v for v in parameters[key]}
+        chosen = []
+        for word in text.split(","):
+            value = yaml.safe_load(word) if word else word
+            if value_hash(value) not in listed:
+                shown = " ".join(str(v) for v in parameters[key])
+                raise ConfigError(f"{spec.path}: --only {item!r}: {word!r} is not a value of {key} ({shown})")
+            chosen.append(listed[value_hash(value)])
+        parameters[key] = list(dict.fromkeys(chosen))
+    return SweepSpec(spec.path, spec.raw, parameters, spec.command, spec.fixed)

@@ -210,28 +210,3 @@ def load_spec(path: str | Path) -> SweepSpec:
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConfigError(_where(path, f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}")) from None
     return parse_spec(raw, path)
-
-
-def restrict(spec: SweepSpec, only: list[str]) -> SweepSpec:
-    """The same sweep on a slice of its grid: ``["seed=0,1"]`` keeps two of the file's seeds (still a full product).
-
-    Each value must be one the file lists, so a slice never runs a point the whole sweep would not run.
-    """
-    from koopsweep.sweeps.grid import value_hash
-
-    parameters = dict(spec.parameters)
-    for item in only:
-        key, sep, text = item.partition("=")
-        if not sep or key not in parameters:
-            swept = ", ".join(parameters)
-            raise ConfigError(_where(spec.path, f"--only {item!r}: give KEY=V1,V2 for a swept key ({swept})"))
-        listed = {value_hash(v): v for v in parameters[key]}
-        chosen = []
-        for word in text.split(","):
-            value = yaml.safe_load(word) if word else word
-            if value_hash(value) not in listed:
-                shown = " ".join(str(v) for v in parameters[key])
-                raise ConfigError(_where(spec.path, f"--only {item!r}: {word!r} is not a value of {key} ({shown})"))
-            chosen.append(listed[value_hash(value)])
-        parameters[key] = list(dict.fromkeys(chosen))
-    return SweepSpec(spec.path, spec.raw, parameters, spec.command, spec.fixed)
