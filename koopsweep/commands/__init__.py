@@ -18,4 +18,5 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "sweep": _lazy("sweep"),
     "report": _lazy("report"),
     "agent": _lazy("agent"),
+    "dashboard": _lazy("dashboard"),
 }
