@@ -10,11 +10,11 @@ import json
 import subprocess
 import sys
 import textwrap
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from koopsweep.cli import main
 from koopsweep.dashboards import DashboardTarget, build_workspace, definition, panels, summary_text, target_from_sweep
@@ -34,8 +34,13 @@ TIMING_KGP = DashboardTarget(
     timing=True,
 )
 CONVERGED = replace(
-    TIMING_KGP, name="converged_mnistnet", groups=("converged_mnistnet",), methods=("kmp", "gmp"), runs=36,
-    gradient=False, timing=False,
+    TIMING_KGP,
+    name="converged_mnistnet",
+    groups=("converged_mnistnet",),
+    methods=("kmp", "gmp"),
+    runs=36,
+    gradient=False,
+    timing=False,
 )
 
 
@@ -61,10 +66,7 @@ def section_names(workspace) -> list[str]:
 
 def scatter(workspace, x: str, y: str):
     """The scatter plot of summary y against summary x, exactly one."""
-    found = [
-        p for p in panels(workspace)
-        if type(p).__name__ == "ScatterPlot" and (p.x.name, p.y.name) == (x, y)
-    ]
+    found = [p for p in panels(workspace) if type(p).__name__ == "ScatterPlot" and (p.x.name, p.y.name) == (x, y)]
     assert len(found) == 1, f"{len(found)} scatter plots of {y} vs {x}"
     return found[0]
 
@@ -88,8 +90,13 @@ def spec_panels(data: dict) -> list[dict]:
 
 
 def test_sections_follow_the_sweep(timing, converged):
-    assert section_names(timing) == ["Accuracy vs compression", "Pruning time", "Training curves", "Koopman",
-                                     "Runs by trunk"]
+    assert section_names(timing) == [
+        "Accuracy vs compression",
+        "Pruning time",
+        "Training curves",
+        "Koopman",
+        "Runs by trunk",
+    ]
     assert "Pruning time" not in section_names(converged)  # one pruning time: nothing to plot against it
     no_koopman = build_workspace(replace(CONVERGED, koopman=False, methods=("gmp", "random")))
     assert "Koopman" not in section_names(no_koopman)
@@ -141,7 +148,8 @@ def test_spectrum_media_and_runs_by_trunk(timing):
     assert [m.name for m in bars.metrics] == ["final/test_acc"]
     assert len(of_type(timing, "RunComparer")) == 1
     assert sorted(p.table_name for p in of_type(timing, "WeavePanelSummaryTable")) == [
-        "tables/layer_sparsity", "tables/overlap",
+        "tables/layer_sparsity",
+        "tables/overlap",
     ]
 
 
@@ -152,8 +160,14 @@ def test_runset_is_the_experiments_group_grouped_by_trunk(timing):
     rs = timing.runset_settings
     assert rs.filters == "Metric(\"Group\") == 'timing_kgp'"
     assert [g.name for g in rs.groupby] == ["trunk_id.value"]
-    for wanted in ("config:trunk_id.value", "config:pruner.name.value", "summary:final/test_acc",
-                   "summary:overlap/gmp", "summary:run/prune_epoch", "summary:run/status"):
+    for wanted in (
+        "config:trunk_id.value",
+        "config:pruner.name.value",
+        "summary:final/test_acc",
+        "summary:overlap/gmp",
+        "summary:run/prune_epoch",
+        "summary:run/status",
+    ):
         assert wanted in rs.pinned_columns
 
 
@@ -216,8 +230,10 @@ def test_summary_names_every_section_panel_and_query(timing):
 
 @pytest.mark.parametrize(
     "sweep, group, methods, gradient, timing_",
-    [("timing_kgp", "timing_kgp", ("kgp", "ggp"), True, True),
-     ("converged_mnistnet", "converged_mnistnet", ("kmp", "gmp"), False, False)],
+    [
+        ("timing_kgp", "timing_kgp", ("kgp", "ggp"), True, True),
+        ("converged_mnistnet", "converged_mnistnet", ("kmp", "gmp"), False, False),
+    ],
 )
 def test_target_of_a_shipped_sweep(sweep, group, methods, gradient, timing_):
     target = target_from_sweep(REPO / "sweeps" / f"{sweep}.yaml")
@@ -244,7 +260,9 @@ def write_sweep(tmp_path: Path, body: str) -> Path:
 
 
 def test_swept_experiment_names_and_sweep_level_project(tmp_path):
-    path = write_sweep(tmp_path, """\
+    path = write_sweep(
+        tmp_path,
+        """\
         name: mine
         project: sweep-project
         method: grid
@@ -253,23 +271,30 @@ def test_swept_experiment_names_and_sweep_level_project(tmp_path):
           pruner: {values: [gmp]}
           pruner.fraction: {values: [0.5, 0.9]}
         command: [koopsweep, experiment=smoke_sweep, "${args_no_hyphens}"]
-        """)
+        """,
+    )
     target = target_from_sweep(path)
     assert (target.groups, target.methods, target.koopman, target.project) == (
-        ("first", "second"), ("gmp",), False, "sweep-project",
+        ("first", "second"),
+        ("gmp",),
+        False,
+        "sweep-project",
     )
     forced = target_from_sweep(path, entity="e", project="p")
     assert (forced.entity, forced.project) == ("e", "p")
 
 
 def test_logger_group_wins_over_the_experiment_name(tmp_path):
-    path = write_sweep(tmp_path, """\
+    path = write_sweep(
+        tmp_path,
+        """\
         name: grouped
         method: grid
         parameters:
           pruner: {values: [gmp]}
         command: [koopsweep, experiment=smoke_sweep, logger.group=my-group, logger.entity=team, "${args_no_hyphens}"]
-        """)
+        """,
+    )
     target = target_from_sweep(path)
     assert (target.groups, target.entity) == (("my-group",), "team")
 
@@ -297,8 +322,20 @@ def test_command_prints_the_summary_by_default(capsys):
 def test_command_writes_the_definition(tmp_path, capsys):
     needs_workspaces()
     out_file = tmp_path / "dash.json"
-    argv = ["dashboard", str(REPO / "sweeps" / "smoke.yaml"), "--json", str(out_file), "--project", "fake-project",
-            "--entity", "fake-entity", "--name", "My dashboard", "--group-runs-by", "method"]
+    argv = [
+        "dashboard",
+        str(REPO / "sweeps" / "smoke.yaml"),
+        "--json",
+        str(out_file),
+        "--project",
+        "fake-project",
+        "--entity",
+        "fake-entity",
+        "--name",
+        "My dashboard",
+        "--group-runs-by",
+        "method",
+    ]
     assert run_cli(argv) == 0
     data = json.loads(out_file.read_text())
     assert (data["entity"], data["project"], data["displayName"]) == ("fake-entity", "fake-project", "My dashboard")

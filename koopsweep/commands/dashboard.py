@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", default=None, help="W&B project (default: the sweep's, else logger.project)")
     parser.add_argument("--name", default=None, help="workspace name (default: the sweep's name)")
     parser.add_argument(
-        "--group-runs-by", choices=("trunk", "method", "none"), default="trunk",
+        "--group-runs-by",
+        choices=("trunk", "method", "none"),
+        default="trunk",
         help="grouping of the runs table, also used by panels without their own (default: trunk)",
     )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the definition as JSON")
@@ -65,7 +67,7 @@ def save(workspace: Any) -> str:
             workspace.entity = wandb.Api().default_entity
         workspace.save()
         return str(workspace.url)
-    except Exception as exc:  # noqa: BLE001 - the server's answer, as one line
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KoopsweepError(f"W&B did not save the workspace: {first}") from None
 
