@@ -34,7 +34,7 @@ METRICS = (
     "pruned/test_loss",
     "final/test_acc",
     "final/test_loss",
-    "sparsity",
+    "mask/sparsity",
     "overlap/gmp",
 )
 

@@ -68,8 +68,8 @@ def summary_table(results: dict[str, Any]) -> str:
     lines.insert(1, "  ".join("-" * w for w in width))
     extra = [
         f"status {results.get('status')}",
-        f"pruner {results.get('pruner')} removed {100 * m.get('sparsity', 0):.1f} % of prunable weights",
-        f"compression {m.get('compression', 1):.2f}x",
+        f"pruner {results.get('pruner')} removed {100 * m.get('mask/sparsity', 0):.1f} % of prunable weights",
+        f"compression {m.get('mask/compression', 1):.2f}x",
     ]
     for key in ("overlap/gmp", "overlap/ggp"):
         if key in m:

@@ -41,7 +41,7 @@ def result(method: str, fraction: float, epoch: int, seed: int, status: str = "f
     metrics = {
         "dense/test_acc": dense, "dense/test_loss": 0.3, "pruned/test_acc": pruned, "pruned/test_loss": 0.5,
         "final/test_acc": final, "final/test_loss": 0.35, "params/total": TOTAL, "params/prunable": PRUNABLE,
-        "params/nonzero": nonzero, "sparsity": fraction, "compression": TOTAL / nonzero,
+        "params/nonzero": nonzero, "mask/sparsity": fraction, "mask/compression": TOTAL / nonzero,
         "overlap/gmp": 1.0 if method == "gmp" else 0.7 + 0.05 * epoch + 0.1 * fraction + 0.01 * seed,
     }  # fmt: skip
     if method == "kmp":
@@ -286,3 +286,19 @@ def test_legends_get_as_many_columns_as_fit() -> None:
     long = [f"a rather long legend entry number {i}" for i in range(11)]
     assert legend_columns(long, width_in=8) < 11
     assert legend_columns(long, width_in=8) * (len(long[0]) * 0.55 * 10 / 72 + 0.9) <= 8
+
+
+def test_results_written_before_the_metric_names_were_unified_still_read(tmp_path: Path) -> None:
+    """Old runs named the mask's figures `sparsity` and `compression`: their rows are the same."""
+    from koopsweep.report.collect import read_run
+
+    new = result("gmp", 0.75, 1, 0)
+    old = json.loads(json.dumps(new))
+    old["metrics"]["sparsity"] = old["metrics"].pop("mask/sparsity")
+    old["metrics"]["compression"] = old["metrics"].pop("mask/compression")
+    write(tmp_path / "new" / "results.json", new)
+    write(tmp_path / "old" / "results.json", old)
+    row_new, _ = read_run(tmp_path / "new" / "results.json")
+    row_old, _ = read_run(tmp_path / "old" / "results.json")
+    assert row_old["sparsity"] == row_new["sparsity"] == 0.75
+    assert row_old["compression"] == row_new["compression"] == pytest.approx(TOTAL / (TOTAL - 0.75 * PRUNABLE))

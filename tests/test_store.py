@@ -212,7 +212,7 @@ def test_corrupt_state_is_detected_and_rebuilt(make_cfg, tiny, tmp_path, caplog)
 def test_diverged_run_ends_with_status_diverged(make_cfg, tiny):
     results = run_experiment(make_cfg([*tiny, "optimizer.lr=1e6", "pruner.fraction=0.5"]))
     assert results["status"] == "diverged"
-    assert "diverged_at" in results["metrics"]
+    assert "run/diverged_at" in results["metrics"]
 
 
 def _koopsweep(args: list[str], tmp_path: Path, stop_at: int | None = None, env_extra: dict | None = None):

@@ -184,11 +184,11 @@ def test_auto_without_key_goes_offline_and_runs_stay_separate(
     assert len(lines) == 1 and f"wandb sync {first.offline_dir}" in lines[0], lines
     assert first.offline_dir.parent == tmp_path / "r1" / "wandb"
     first.log({"loss": 2.0}, step=0)
-    first.log_table("overlap", ["fraction", "overlap"], [[0.5, 0.97]], step=0)
+    first.log_table("overlap", ["fraction", "overlap"], [[0.5, 0.97]])
     from koopsweep.report.spectrum import save_run_spectrum
 
     png, caption = save_run_spectrum(tmp_path / "r1", np.array([0.5 + 0.5j, 1.0 + 0.0j]), chosen_index=1, step=0)
-    first.log_image("koopman/spectrum", png, caption, step=0)
+    first.log_image("koopman/spectrum", png, caption, iteration=0)
     assert png.is_file()
     # A second Hydra job in the same process, while the first was (wrongly) left open: it gets finished as failed.
     cfg2 = {"model": {"name": "resnet20"}, "pruner": {"fraction": 0.9}}
@@ -202,8 +202,9 @@ def test_auto_without_key_goes_offline_and_runs_stay_separate(
     assert s1["config"][RESOLVED_CONFIG_KEY] == cfg1 and s1["config"]["pruner.fraction"] == 0.5
     assert s2["config"][RESOLVED_CONFIG_KEY] == cfg2 and s2["config"]["model.name"] == "resnet20"
     assert (s1["group"], s1["job_type"], s1["tags"]) == ("g1", "branch", ["a"])
-    assert s1["summary"]["status"] == "failed" and "abandoned" in s1["summary"]["error"] and s1["exit_code"] == 1
-    assert s2["summary"]["status"] == "finished" and s2["summary"]["acc"] == 0.91 and s2["exit_code"] == 0
+    assert s1["summary"]["run/status"] == "failed" and s1["exit_code"] == 1
+    assert "abandoned" in s1["summary"]["run/error"]
+    assert s2["summary"]["run/status"] == "finished" and s2["summary"]["acc"] == 0.91 and s2["exit_code"] == 0
 
 
 def test_failing_body_finishes_run_as_failed(wandb_offline: Path, tmp_path: Path) -> None:
@@ -215,8 +216,8 @@ def test_failing_body_finishes_run_as_failed(wandb_offline: Path, tmp_path: Path
         1 / 0  # noqa: B018
     assert t.finished
     state = _offline_state(t.offline_dir)
-    assert state["summary"]["status"] == "failed" and state["exit_code"] == 1
-    assert state["summary"]["error"].startswith("ZeroDivisionError") and state["summary"]["loss"] == 1.0
+    assert state["summary"]["run/status"] == "failed" and state["exit_code"] == 1
+    assert state["summary"]["run/error"].startswith("ZeroDivisionError") and state["summary"]["loss"] == 1.0
 
 
 def test_preempted_run_is_marked_for_requeue(wandb_offline: Path, tmp_path: Path) -> None:
@@ -224,7 +225,7 @@ def test_preempted_run_is_marked_for_requeue(wandb_offline: Path, tmp_path: Path
     t.finish("preempted", exit_code=143)
     t.finish("finished")  # idempotent: the first status stays
     state = _offline_state(t.offline_dir)
-    assert state["summary"]["status"] == "preempted" and state["preempting"] and state["exit_code"] == 143
+    assert state["summary"]["run/status"] == "preempted" and state["preempting"] and state["exit_code"] == 143
     with pytest.raises(ValueError, match="status"):
         t.finish("crashed")
 
@@ -257,7 +258,7 @@ def test_unreachable_server_falls_back_to_offline_within_bounded_wait(
     assert waited <= 15.0, f"waited {waited:.1f} s for the unreachable server"
     assert len(lines) == 1 and "unreachable" in lines[0] and f"wandb sync {tracker.offline_dir}" in lines[0]
     state = _offline_state(tracker.offline_dir)
-    assert state["id"] == "unreachable-1" and state["summary"]["status"] == "finished" and state["exit_code"] == 0
+    assert state["id"] == "unreachable-1" and state["summary"]["run/status"] == "finished" and state["exit_code"] == 0
     # the next job of the same process does not wait for the server again
     start = time.monotonic()
     second = Tracker.start("auto", "koopsweep", run_dir=tmp_path / "run2", resolved_config={}, run_id="unreachable-2")
@@ -288,3 +289,47 @@ def test_runs_of_other_experiments_or_groups_never_share_a_wandb_run_id(make_cfg
     assert len({branch_id(cfg) for cfg in cfgs}) == 1  # one cell of the grid: the numbers are the same
     assert len(set(seen[:-1])) == len(variants)  # but five different W&B runs
     assert seen[-1] == seen[0]  # and the same command resumes its own run
+
+
+def test_a_run_plots_itself_dense_drop_and_recovery_declared_metrics_and_tables(
+    wandb_offline: Path, make_cfg, tiny, tmp_path: Path
+) -> None:
+    """A real run, offline: eval/test_acc has a row at the pruning iteration before and after pruning, every curve
+    is declared against train/iteration with its summaries, and the mask comes as two tables."""
+    from koopsweep.train.run import run_experiment
+
+    cfg = make_cfg([*tiny, "pruner=gmp", "pruner.fraction=0.95", "schedule.prune_at=1ep", "logger.mode=offline"])
+    results = run_experiment(cfg)
+    (folder,) = (Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*")
+    _offline_state(folder)  # waits for the log to be complete
+    records = _records(folder)
+    rows = []
+    for rec in records:
+        if rec.WhichOneof("record_type") == "history":
+            rows.append(
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in rec.history.item}
+            )
+    t = results["iterations"]["prune_at"]
+    at_t = [r["eval/test_acc"] for r in rows if r.get("train/iteration") == t and "eval/test_acc" in r]
+    m = results["metrics"]
+    assert at_t[-2:] == [m["dense/test_acc"], m["pruned/test_acc"]]  # the drop, at the same x
+    curves = [r for r in rows if "eval/test_acc" in r]
+    assert [r["train/iteration"] for r in curves] == sorted(r["train/iteration"] for r in curves)
+    defined = {}
+    for rec in records:
+        if rec.WhichOneof("record_type") == "metric":
+            name = rec.metric.name or rec.metric.glob_name
+            defined[name] = (
+                rec.metric.step_metric,
+                [s for s in ("min", "max", "last") if getattr(rec.metric.summary, s)],
+            )
+    assert defined["eval/*"][0] == "train/iteration" and defined["train/*"][0] == "train/iteration"
+    assert defined["eval/test_acc"] == ("train/iteration", ["max", "last"])
+    table = {key: value for r in rows for key, value in r.items() if key.startswith("tables/")}
+    assert table["tables/layer_sparsity/_type"] == table["tables/overlap/_type"] == "table-file"
+    assert table["tables/layer_sparsity/nrows"] == len(results["layer_sparsity"])  # one row per prunable tensor
+    assert table["tables/overlap/nrows"] == 1  # GMP's mask against GMP
+    state = _offline_state(folder)
+    assert state["summary"]["run/status"] == "finished" and state["summary"]["mask/sparsity"] == pytest.approx(
+        0.95, 1e-3
+    )

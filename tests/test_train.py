@@ -29,9 +29,9 @@ def test_every_pruner_hits_its_target_sparsity_exactly(make_cfg, tiny, pruner):
     results = run_experiment(make_cfg([*tiny, f"pruner={pruner}", f"pruner.fraction={fraction}"], out=pruner))
     m = results["metrics"]
     assert results["status"] == "finished"
-    removed = round(m["sparsity"] * m["params/prunable"])
+    removed = round(m["mask/sparsity"] * m["params/prunable"])
     assert removed == count_to_remove(fraction, m["params/prunable"])
-    assert m["compression"] == pytest.approx(m["params/total"] / m["params/nonzero"])
+    assert m["mask/compression"] == pytest.approx(m["params/total"] / m["params/nonzero"])
     assert 0.0 <= m["overlap/gmp"] <= 1.0
     if pruner in ("kmp", "kgp"):
         assert m["koopman/rank"] >= 2
@@ -60,7 +60,7 @@ def test_compression_target_is_achieved_on_mnistnet(make_cfg):
     m = results["metrics"]
     assert results["compression_target"] == 64.0
     assert m["params/nonzero"] == round(m["params/total"] / 64)
-    assert m["compression"] == pytest.approx(64.0, abs=0.01)
+    assert m["mask/compression"] == pytest.approx(64.0, abs=0.01)
     dense = m["params/total"] - m["params/prunable"]  # biases and the classifier: counted, never pruned
     assert results["fraction"] == pytest.approx(1 - (m["params/nonzero"] - dense) / m["params/prunable"])
     assert results["fraction"] > 0.997  # 99.73 % of the prunable weights, not 1 - 1/64
@@ -104,7 +104,7 @@ def test_masked_weights_stay_zero_through_finetuning_with_momentum_and_weight_de
     zeros = sum(int((weights[n] == 0).sum()) for n in prunable)
     total = sum(weights[n].numel() for n in prunable)
     assert zeros == count_to_remove(0.9, total)
-    assert results["metrics"]["sparsity"] == pytest.approx(0.9, abs=1e-6)
+    assert results["metrics"]["mask/sparsity"] == pytest.approx(0.9, abs=1e-6)
 
 
 def test_same_seed_same_numbers_twice(make_cfg, tiny):
@@ -129,8 +129,10 @@ def test_results_json_holds_what_the_report_needs(make_cfg, tiny):
         "final/test_acc",
         "dense/test_loss",
         "final/test_loss",
-        "sparsity",
-        "compression",
+        "mask/sparsity",
+        "mask/compression",
+        "mask/fraction",
+        "run/prune_epoch",
         "params/total",
         "params/nonzero",
         "flops/speedup",
@@ -202,9 +204,9 @@ def test_a_run_diverging_in_finetuning_reports_its_masks_sparsity(make_cfg, tiny
     """NaN × 0 stays NaN: the sparsity of a diverged run comes from its mask, not from zeros in the weights."""
     results = run_experiment(make_cfg([*tiny, "pruner=gmp", "pruner.fraction=0.8", "schedule.finetune_lr=1e9"]))
     m = results["metrics"]
-    assert results["status"] == "diverged" and m["diverged_at"] > results["iterations"]["prune_at"]
-    assert round(m["sparsity"] * m["params/prunable"]) == count_to_remove(0.8, m["params/prunable"])
+    assert results["status"] == "diverged" and m["run/diverged_at"] > results["iterations"]["prune_at"]
+    assert round(m["mask/sparsity"] * m["params/prunable"]) == count_to_remove(0.8, m["params/prunable"])
     dense = m["params/total"] - m["params/prunable"]
     assert m["params/nonzero"] <= dense + m["params/prunable"] - count_to_remove(0.8, m["params/prunable"])
-    assert m["compression"] == pytest.approx(m["params/total"] / m["params/nonzero"]) and m["compression"] > 3
+    assert m["mask/compression"] == pytest.approx(m["params/total"] / m["params/nonzero"]) and m["mask/compression"] > 3
     assert all(0.5 < share < 1 for share in results["layer_sparsity"].values())

@@ -48,8 +48,8 @@ def parameter_counts(model: nn.Module, space: ParamSpace, masks: MaskSet | None 
         "params/total": sum(p.numel() for p in model.parameters()),
         "params/prunable": space.numel,
         "params/nonzero": nonzero,
-        "sparsity": removed / space.numel,
-        "compression": sum(p.numel() for p in model.parameters()) / max(nonzero, 1),
+        "mask/sparsity": removed / space.numel,
+        "mask/compression": sum(p.numel() for p in model.parameters()) / max(nonzero, 1),
     }
 
 

@@ -18,8 +18,8 @@ Row = dict[str, Any]
 
 # (column, key in results["metrics"]); accuracies and losses stay as stored (accuracy in [0, 1]).
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("sparsity", "sparsity"),
-    ("compression", "compression"),
+    ("sparsity", "mask/sparsity"),
+    ("compression", "mask/compression"),
     ("dense_acc", "dense/test_acc"),
     ("dense_loss", "dense/test_loss"),
     ("pruned_acc", "pruned/test_acc"),
@@ -44,6 +44,9 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("flops_speedup", "flops/speedup"),
     ("time_total_s", "time/total_s"),
 )
+
+# results.json of runs made before the metric names were unified (docs/logging.md) used these
+LEGACY_KEYS = {"mask/sparsity": "sparsity", "mask/compression": "compression"}
 
 COLUMNS: tuple[str, ...] = (
     "experiment", "model", "dataset", "seed", "method", "fraction", "compression_target",
@@ -130,7 +133,8 @@ def flatten(data: dict[str, Any], path: Path, extra: Sequence[str] = ()) -> Row:
         "branch_id": data.get("branch_id"),
         "path": str(path),
     }
-    row.update({column: _kept(metrics.get(key)) for column, key in METRIC_COLUMNS})
+    for column, key in METRIC_COLUMNS:
+        row[column] = _kept(metrics.get(key, metrics.get(LEGACY_KEYS.get(key, ""))))
     row.update({key: dotted(cfg, key) for key in extra})
     return {column: row.get(column) for column in (*COLUMNS, *extra)}
 

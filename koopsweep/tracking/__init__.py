@@ -6,13 +6,14 @@
 
 from koopsweep.tracking.identity import RunIdentity, flatten_config, run_identity
 from koopsweep.tracking.mode import MODES, api_key_source, resolve_mode
-from koopsweep.tracking.tracker import EXIT_CODES, RESOLVED_CONFIG_KEY, STATUSES, Tracker
+from koopsweep.tracking.tracker import EXIT_CODES, RESOLVED_CONFIG_KEY, STATUSES, STEP, Tracker
 
 __all__ = [
     "EXIT_CODES",
     "MODES",
     "RESOLVED_CONFIG_KEY",
     "STATUSES",
+    "STEP",
     "RunIdentity",
     "Tracker",
     "api_key_source",

@@ -25,6 +25,11 @@ from koopsweep.tracking.identity import RunIdentity, flatten_config
 from koopsweep.tracking.mode import resolve_mode
 
 STATUSES = ("finished", "failed", "diverged", "preempted")
+STEP = "train/iteration"
+"""The x axis of every curve (declared with define_metric): the global training iteration. Rows are logged without
+W&B's own step, so that two rows can share an iteration (the dense and the pruned evaluation at the pruning time)."""
+SUMMARIES = {"eval/test_acc": "max,last", "eval/test_loss": "min,last", "train/loss": "last"}
+"""How the curves are summarised: a run's best and last test accuracy, its lowest and last test loss."""
 RESOLVED_CONFIG_KEY = "hydra_cfg"
 """W&B config key holding the full resolved Hydra config: the truth, unlike the (sweep-lockable) flat keys."""
 
@@ -162,8 +167,8 @@ class Tracker:
     def for_run(
         cls, logger: DictConfig, identity: RunIdentity, run_dir: Path | str, resolved_config: Mapping[str, Any]
     ) -> Tracker:
-        """Start the W&B run of one koopsweep run from its `logger` config and identity."""
-        return cls.start(
+        """Start the W&B run of one koopsweep run from its `logger` config and identity, curves declared."""
+        tracker = cls.start(
             mode=logger.mode,
             project=logger.project,
             entity=logger.entity,
@@ -177,6 +182,8 @@ class Tracker:
             run_id=identity.run_id,
             notes=logger.notes,
         )
+        tracker.define_curves()
+        return tracker
 
     # -- properties ----------------------------------------------------------------------------------------------
 
@@ -215,36 +222,47 @@ class Tracker:
         return self._run is not None
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Log metrics at `step` (use the global iteration: wandb drops steps lower than one already logged)."""
+        """Log one history row. koopsweep's rows carry their iteration as `train/iteration` (STEP) and no `step`;
+        with `step`, wandb drops a row whose step is lower than one already logged."""
         if self._active():
             self._run.log(dict(metrics), step=step)
+
+    def define_curves(self) -> None:
+        """Declare STEP as the x axis of every `train/*`, `eval/*` and `koopman/*` curve, and their summaries."""
+        if self._active():
+            self._run.define_metric(STEP)
+            for prefix in ("train/*", "eval/*", "koopman/*", "tables/*"):
+                self._run.define_metric(prefix, step_metric=STEP)
+            for name, summary in SUMMARIES.items():
+                self._run.define_metric(name, step_metric=STEP, summary=summary)
 
     def summary(self, metrics: Mapping[str, Any]) -> None:
         """Set final values (accuracy, sparsity, ...) in the run summary, what the dashboard tables show."""
         if self._active():
             self._run.summary.update(dict(metrics))
 
-    def log_table(
-        self, key: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], step: int | None = None
-    ) -> None:
+    def log_table(self, key: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Log a wandb.Table (e.g. per-layer sparsity, mask overlaps)."""
         if self._active():
             import wandb
 
             table = wandb.Table(columns=list(columns), data=[list(r) for r in rows])
-            self._run.log({key: table}, step=step)
+            self._run.log({key: table})
 
-    def log_image(self, key: str, path: Path, caption: str = "", step: int | None = None) -> None:
-        """Log a PNG the run has drawn (it stays in the run folder in every mode) as a wandb.Image."""
+    def log_image(self, key: str, path: Path, caption: str = "", iteration: int | None = None) -> None:
+        """Log a PNG the run has drawn (it stays in the run folder in every mode) as a wandb.Image at ``iteration``."""
         if self._active():
             import wandb
 
-            self._run.log({key: wandb.Image(str(path), caption=caption)}, step=step)
+            row: dict[str, Any] = {key: wandb.Image(str(path), caption=caption)}
+            if iteration is not None:
+                row[STEP] = iteration
+            self._run.log(row)
 
     # -- finishing -----------------------------------------------------------------------------------------------
 
     def finish(self, status: str = "finished", exit_code: int | None = None) -> None:
-        """Finish once: summary["status"] = status, exit code from EXIT_CODES unless given. Later calls do nothing.
+        """Finish once: summary["run/status"] = status, exit code from EXIT_CODES unless given. Later calls do nothing.
 
         `preempted` needs the process's exit code (128 + the signal) and also calls `run.mark_preempting()`, so the
         dashboard shows preemption and sweeps requeue the run; the process itself must exit with it too.
@@ -261,7 +279,7 @@ class Tracker:
         if self._run is None:
             return
         try:
-            self._run.summary["status"] = status
+            self._run.summary["run/status"] = status
             if status == "preempted":
                 self._run.mark_preempting()
         finally:
@@ -269,7 +287,7 @@ class Tracker:
 
     def _abandon(self) -> None:
         try:
-            self._run.summary["error"] = "abandoned: a new run started in this process before this one finished"
+            self._run.summary["run/error"] = "abandoned: a new run started in this process before this one finished"
         finally:
             self.finish("failed")
 
@@ -288,7 +306,7 @@ class Tracker:
         code = 130 if isinstance(exc, KeyboardInterrupt) else exc.code if isinstance(exc, SystemExit) else 1
         try:
             if self._run is not None:
-                self._run.summary["error"] = f"{type(exc).__name__}: {_first_line(exc)}"[:500]
+                self._run.summary["run/error"] = f"{type(exc).__name__}: {_first_line(exc)}"[:500]
             self.finish("failed", exit_code=code if isinstance(code, int) and code else 1)
         except Exception as finish_exc:
             self._finished = True

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 from koopsweep.errors import ArtifactError
 from koopsweep.store.trunk import Trunk
-from koopsweep.tracking import Tracker
+from koopsweep.tracking import STEP, Tracker
 from koopsweep.train import state as train_state
 from koopsweep.train.koopman_recording import FitVectors, KoopmanRecording
 from koopsweep.train.preempt import Preempted
 from koopsweep.train.session import Run, train_phase
+
+# Curve keys of stores written before the metric names were unified (docs/logging.md).
+_LEGACY_KEYS = {"test/acc": "eval/test_acc", "test/loss": "eval/test_loss", "lr": "train/lr", "epoch": "train/epoch"}
 
 
 def _replay_curve(trunk: Trunk, tracker: Tracker, until: int) -> None:
     """Log the stored dense curve up to ``until`` so a run that reused its trunk still shows it."""
     for record in trunk.curve(until):
         iteration = record.pop("iteration")
-        tracker.log({**record, "stage": "dense"}, step=iteration)
+        record.pop("stage", None)
+        tracker.log({STEP: iteration, **{_LEGACY_KEYS.get(k, k): v for k, v in record.items()}})
 
 
 def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:

@@ -73,7 +73,7 @@ def plot_spectrum(run: Run, tracker: Tracker, upload: bool = True) -> None:
     chosen = min(range(len(lam)), key=lambda j: abs(lam[j] - 1))
     path, caption = save_run_spectrum(run.out_dir, lam, chosen, step=run.plan.prune_at)
     if upload:
-        tracker.log_image("koopman/spectrum", path, caption, step=run.plan.prune_at)
+        tracker.log_image("koopman/spectrum", path, caption, iteration=run.plan.prune_at)
 
 
 def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:

@@ -53,21 +53,21 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         try:
             if not _resume(run, checkpoint, tracker):
                 fit = train_trunk(run, trunk, tracker)
-                run.record_dense_eval(trunk)
+                run.record_dense_eval(trunk, tracker)
                 if run.scorer is not None:
                     prune(run, prune_context(run, fit), tracker)
-                run.record_eval("pruned")
+                run.record_eval("pruned", tracker=tracker)  # the drop right after pruning, at the same iteration
             train_phase(run, run.plan.end, "finetune", tracker)
             run.record_eval("final")
             checkpoint.clear()
         except Diverged as exc:
             status = "diverged"
-            run.metrics["diverged_at"] = exc.iteration
+            run.metrics["run/diverged_at"] = exc.iteration
         except Preempted as exc:
             status, exit_code = "preempted", exc.exit_code
             if run.trainer.iteration > run.plan.prune_at:
                 checkpoint.save(run.trainer, {"metrics": run.metrics, "timings": run.timings, "koopman": run.koopman})
-            run.metrics["preempted_at"] = exc.iteration
+            run.metrics["run/preempted_at"] = exc.iteration
         if not cfg.store.reuse and status != "preempted":
             trunk.remove()
             store.tidy_branch(branch)
@@ -75,12 +75,13 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         save_checked(run.out_dir / "model.pt", {k: v.cpu() for k, v in run.model.state_dict().items()})
         write_json_atomic(run.out_dir / "results.json", results)
         tracker.summary(run.metrics)
+        _log_tables(tracker, run, results)
         tracker.finish(status, exit_code=exit_code if status == "preempted" else None)
     print(summary_table(results))
     print(f"results: {run.out_dir / 'results.json'}")
     if status == "preempted":
         print(
-            f"koopsweep: stopped at iteration {run.metrics['preempted_at']}; state saved: "
+            f"koopsweep: stopped at iteration {run.metrics['run/preempted_at']}; state saved: "
             "run the same command to resume"
         )
         raise SystemExit(exit_code)
@@ -100,6 +101,21 @@ def _resume(run: Run, checkpoint: BranchCheckpoint, tracker: Tracker) -> bool:
     return True
 
 
+def _log_tables(tracker: Tracker, run: Run, results: dict[str, Any]) -> None:
+    """The mask per layer and its overlaps with the baselines, as W&B tables (also in results.json)."""
+    numel = {slot.name: slot.numel for slot in run.space.slots}
+    tracker.log_table(
+        "tables/layer_sparsity",
+        ["layer", "numel", "sparsity"],
+        [[name, numel[name], share] for name, share in results["layer_sparsity"].items()],
+    )
+    overlaps = [
+        [key.split("/", 1)[1], value] for key, value in results["metrics"].items() if key.startswith("overlap/")
+    ]
+    if overlaps:
+        tracker.log_table("tables/overlap", ["reference", "overlap"], overlaps)
+
+
 @contextlib.contextmanager
 def _tidy(trunk: Trunk) -> Iterator[None]:
     """However the run ends, a trunk it left with nothing to reuse (it failed early) does not stay in the store."""
@@ -112,6 +128,15 @@ def _tidy(trunk: Trunk) -> Iterator[None]:
 def _record(run: Run, status: str, trunk: str, branch: str, resolved: dict[str, Any], wall: float) -> dict[str, Any]:
     """The run's results.json: counts from its mask (even after NaNs), FLOPs, timings and everything measured."""
     amount = run.amount()
+    run.metrics.update(
+        {
+            "run/status": status,
+            "run/prune_at": run.plan.prune_at,
+            "run/prune_epoch": run.plan.prune_at / run.plan.iterations_per_epoch,
+            "mask/fraction": amount.fraction,
+            "mask/compression_target": amount.target_compression,
+        }
+    )
     run.metrics.update(parameter_counts(run.model, run.space, run.trainer.masks))
     run.metrics.update(flop_metrics(run.model, run.data.input_shape))
     run.timed("total", time.perf_counter() - wall)

@@ -23,7 +23,7 @@ from koopsweep.prune import ParamSpace
 from koopsweep.prune.amount import Amount, solve
 from koopsweep.prune.scorers import Scorer
 from koopsweep.store.trunk import Trunk
-from koopsweep.tracking import Tracker
+from koopsweep.tracking import STEP, Tracker
 from koopsweep.train import runtime
 from koopsweep.train.loop import Trainer, evaluate
 from koopsweep.train.optim import build_optimizer, lr_function, sgd_momentum
@@ -57,12 +57,15 @@ class Run:
             self._last_eval = (key, test)
         return self._last_eval[1]
 
-    def record_eval(self, stage: str, test: dict[str, float] | None = None) -> None:
+    def record_eval(self, stage: str, test: dict[str, float] | None = None, tracker: Tracker | None = None) -> None:
+        """Keep ``<stage>/test_acc`` and ``_loss``; with ``tracker``, also a point of the run's evaluation curve."""
         test = test or self.evaluate()
         self.metrics[f"{stage}/test_acc"] = test["acc"]
         self.metrics[f"{stage}/test_loss"] = test["loss"]
+        if tracker is not None:
+            tracker.log({STEP: self.trainer.iteration, "eval/test_acc": test["acc"], "eval/test_loss": test["loss"]})
 
-    def record_dense_eval(self, trunk: Trunk) -> None:
+    def record_dense_eval(self, trunk: Trunk, tracker: Tracker | None = None) -> None:
         """The dense model at the pruning time, evaluated once per trunk and evaluation setting, then reused."""
         data, device = self.cfg.dataset, self.device
         settings = f"test{data.test_size}-eb{data.eval_batch_size}-{self.cfg.precision}-{device.type}"
@@ -71,7 +74,7 @@ class Run:
         if test is None:
             test = self.evaluate()
             trunk.save_eval(key, test)
-        self.record_eval("dense", test)
+        self.record_eval("dense", test, tracker)
 
     def amount(self) -> Amount:
         """How many prunable parameters this run removes (from pruner.fraction or pruner.compression)."""
@@ -119,15 +122,16 @@ def train_phase(
     def on_period(iteration: int, train_metrics: dict[str, float]) -> None:
         test = run.evaluate()
         record = {
+            STEP: iteration,
             **train_metrics,
-            "test/acc": test["acc"],
-            "test/loss": test["loss"],
-            "epoch": iteration / run.plan.iterations_per_epoch,
-            "lr": run.trainer.lr_at(max(iteration - 1, 0)),
+            "train/epoch": iteration / run.plan.iterations_per_epoch,
+            "train/lr": run.trainer.lr_at(max(iteration - 1, 0)),
+            "eval/test_acc": test["acc"],
+            "eval/test_loss": test["loss"],
         }
-        tracker.log({**record, "stage": stage}, step=iteration)
+        tracker.log(record)
         if on_curve is not None:
-            on_curve({"iteration": iteration, **record})
+            on_curve({"iteration": iteration, **{k: v for k, v in record.items() if k != STEP}})
 
     start = time.perf_counter()
     try:
