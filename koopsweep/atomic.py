@@ -1,8 +1,10 @@
 """Atomic file writes: a temporary file beside the target, fsync, rename — readers see all or nothing.
 
-Every artifact koopsweep writes (results.json, trunk states, snapshot chunks) goes through here, so a crash or a
-SIGKILL never leaves half a file under a final name. Files get the permissions the umask gives any new file
-(``mkstemp`` alone makes them 0600, which breaks a store shared by a group).
+Every artifact koopsweep writes (results.json, trunk states, fit caches, snapshot chunks) goes through here, so a
+crash or a SIGKILL never leaves half a file under a final name. Snapshot chunks skip the fsync (``durable=False``:
+they are checksummed, and a window that lost one is recorded again); the curve and evaluation logs of a trunk are
+appended line by line instead, and a line cut short by a crash is skipped when read. Files get the permissions the
+umask gives any new file (``mkstemp`` alone makes them 0600, which breaks a store shared by a group).
 """
 
 from __future__ import annotations

@@ -19,3 +19,8 @@ class DataError(KoopsweepError):
 
 class ArtifactError(KoopsweepError):
     """A stored artifact (snapshots, checkpoint) does not verify: wrong layout, truncated or corrupt."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (libraries put the gist there), else its type."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-__all__ = ["is_interactive", "progress", "set_metrics"]
+__all__ = ["is_interactive", "progress"]
 
 _FALSY = {"", "0", "false", "no", "off"}
 
@@ -48,10 +48,3 @@ def progress(
     return tqdm(
         iterable, total=total, desc=desc or None, disable=not show, leave=leave, dynamic_ncols=True, file=sys.stderr
     )
-
-
-def set_metrics(bar: tqdm, metrics: Mapping[str, float], digits: int = 4) -> None:
-    """Show metrics (loss, acc, ...) after the bar, compactly formatted; free when the bar is disabled."""
-    if bar.disable:
-        return
-    bar.set_postfix({k: f"{float(v):.{digits}g}" for k, v in metrics.items()}, refresh=False)

@@ -13,7 +13,6 @@ from omegaconf import OmegaConf
 from koopsweep.data import (
     BatchStream,
     TensorData,
-    eval_batches,
     load_dataset,
     load_mnist,
     load_mnist_mini,
@@ -63,7 +62,7 @@ def test_order_is_a_function_of_seed_and_epoch() -> None:
     assert not torch.equal(a.order(0), a.order(1))
     assert not torch.equal(a.order(0), BatchStream(x, y, 100, seed=4).order(0))
     for epoch in range(3):  # every sample exactly once per epoch
-        seen = torch.cat([yb for _, yb in a.epoch_batches(epoch)])
+        seen = torch.cat([a.batch(epoch * a.iterations_per_epoch + i)[1] for i in range(a.iterations_per_epoch)])
         assert torch.equal(seen.sort().values, y)
     # the same data order whatever the batch size: order depends on (seed, epoch) only
     assert torch.equal(BatchStream(x, y, 7, seed=3).order(1), a.order(1))
@@ -73,7 +72,7 @@ def test_random_access_equals_sequential_iteration() -> None:
     x, y = indexed(250)
     sequential = BatchStream(x, y, 32, seed=11)
     ipe = sequential.iterations_per_epoch
-    expected = [batch for epoch in range(3) for batch in sequential.epoch_batches(epoch)]
+    expected = [sequential.batch(i) for i in range(3 * ipe)]  # in training order
     assert len(expected) == 3 * ipe == 24
     fresh = BatchStream(x, y, 32, seed=11)
     for iteration in torch.randperm(len(expected), generator=torch.Generator().manual_seed(0)).tolist():
@@ -92,8 +91,8 @@ def test_augmentation_is_a_function_of_seed_and_iteration() -> None:
     b.batch(7)  # touching other iterations first changes nothing
     assert torch.equal(xa, b.batch(3)[0]) and torch.equal(ya, b.batch(3)[1])
     assert xa.shape == (64, 3, 32, 32)
-    # sequential iteration applies the same augmentation as random access
-    assert torch.equal(next(iter(a.epoch_batches(3)))[0], xa)
+    # the same iteration asked again (a resumed run) is augmented the same way
+    assert torch.equal(BatchStream(x, y, 64, seed=5, augment=True).batch(3)[0], xa)
     # another seed, or another iteration over the same samples, augments differently
     assert not torch.equal(xa, BatchStream(x, y, 64, seed=6, augment=True).batch(3)[0])
     xc, yc = a.batch(4)
@@ -135,13 +134,6 @@ def test_cuda_stream_matches_cpu() -> None:
     for iteration in (0, 4, 9):
         (xc, yc), (xg, yg) = cpu.batch(iteration), gpu.batch(iteration)
         assert xg.is_cuda and torch.equal(yc, yg.cpu()) and torch.equal(xc, xg.cpu())
-
-
-def test_eval_batches_cover_in_order() -> None:
-    x, y = indexed(1001)
-    batches = list(eval_batches(x, y, 100))
-    assert len(batches) == 11 and len(batches[-1][1]) == 1
-    assert torch.equal(torch.cat([b for _, b in batches]), y)
 
 
 def test_stream_rejects_bad_input() -> None:

@@ -11,8 +11,15 @@ import yaml
 from hydra.utils import instantiate
 from torch import nn
 
-from koopsweep.models import MODELS, LeNet300100, MnistNet, ResNet20, count_parameters
+from koopsweep.models import LeNet300100, MnistNet, ResNet20
 from koopsweep.models.resnet import ShortcutA
+
+MODELS = {"lenet_300_100": LeNet300100, "mnistnet": MnistNet, "resnet20": ResNet20}  # as conf/model/ names them
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
 
 MNIST_SHAPE, CIFAR_SHAPE = (1, 28, 28), (3, 32, 32)
 CONF_MODELS = Path(__file__).resolve().parent.parent / "conf" / "model"

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from koopsweep.progress import is_interactive, progress, set_metrics
+from koopsweep.progress import is_interactive, progress
 
 
 class _Tty(io.StringIO):
@@ -26,14 +26,14 @@ def test_interactive_detection() -> None:
 def test_disabled_when_not_a_tty_and_forced_on(capsys: pytest.CaptureFixture[str]) -> None:
     bar = progress(range(3), desc="train")  # under capsys stdout/stderr are not TTYs
     assert bar.disable and list(bar) == [0, 1, 2]
-    set_metrics(bar, {"loss": 0.5})
+    bar.set_postfix(loss="0.5000")
     bar.close()
     assert capsys.readouterr().err == ""
 
     bar = progress(total=3, desc="train", enabled=True, leave=True)
     assert not bar.disable
     bar.update(3)
-    set_metrics(bar, {"loss": 0.123456, "acc": 0.9})
+    bar.set_postfix(loss="0.1235", acc="0.9000")
     bar.close()
     err = capsys.readouterr().err
     assert "train" in err and "loss=0.1235" in err and "3/3" in err

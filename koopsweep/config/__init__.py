@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
 from koopsweep.config.schema import Config, register_configs
+
+
+def plain(value: Any) -> Any:
+    """A config node as plain Python (dicts and lists, interpolations resolved); other values unchanged."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def conf_dir() -> Path:
@@ -62,4 +68,4 @@ def setup() -> None:
     register_resolvers()
 
 
-__all__ = ["Config", "conf_dir", "register_resolvers", "setup"]
+__all__ = ["Config", "conf_dir", "plain", "register_resolvers", "setup"]

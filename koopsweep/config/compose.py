@@ -6,9 +6,11 @@ tenth value of a sweep fails at once instead of after nine trainings.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -20,15 +22,15 @@ from omegaconf.errors import OmegaConfBaseException
 
 from koopsweep.config import conf_dir, setup
 from koopsweep.config.checks import check_config
-from koopsweep.errors import ConfigError
+from koopsweep.errors import ConfigError, first_line
 
 
 def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     """The override list of every job a (multi)run will launch, as Hydra's basic sweeper expands it."""
     try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        parsed = overrides_parser().parse_overrides(list(overrides))
     except OverrideParseException as exc:
-        raise ConfigError(f"cannot parse overrides: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot parse overrides: {first_line(exc)}") from None
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not multirun:
         raise ConfigError(
@@ -37,23 +39,37 @@ def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]
     try:
         return BasicSweeper.split_arguments(parsed, None)[0]
     except HydraException as exc:
-        raise ConfigError(f"cannot expand the sweep: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot expand the sweep: {first_line(exc)}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def overrides_parser() -> OverridesParser:
+    """Hydra's override parser, built once (building its grammar costs more than parsing)."""
+    return OverridesParser.create()
+
+
+@contextlib.contextmanager
+def hydra_context() -> Iterator[None]:
+    """Hydra initialised on koopsweep's conf/ for the block, unless an app or caller already did (then kept)."""
+    owns = not GlobalHydra.instance().is_initialized()
+    if owns:
+        initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3")
+    try:
+        yield
+    finally:
+        if owns:
+            GlobalHydra.instance().clear()
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", check: bool = True) -> DictConfig:
     """Compose (and by default check) one run's config, raising ConfigError with a one-line explanation."""
     setup()
     user_overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    owns_hydra = not GlobalHydra.instance().is_initialized()
-    if owns_hydra:
-        initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3")
-    try:
-        cfg = compose(config_name=config_name, overrides=user_overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(explain(exc)) from None
-    finally:
-        if owns_hydra:
-            GlobalHydra.instance().clear()
+    with hydra_context():
+        try:
+            cfg = compose(config_name=config_name, overrides=user_overrides)
+        except (HydraException, OmegaConfBaseException) as exc:
+            raise ConfigError(explain(exc)) from None
     if check:
         check_config(cfg)
     return cfg
@@ -72,7 +88,7 @@ def explain(exc: BaseException) -> str:
     match = re.search(r"\n(.+?)\s+full_key: (\S+)", text, re.S)
     if match:
         return f"bad value for {match.group(2)}: {match.group(1).strip()}"
-    return _first_line(exc)
+    return first_line(exc)
 
 
 def _suggest(full_key: str) -> str:
@@ -91,7 +107,3 @@ def _suggest(full_key: str) -> str:
     parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
     siblings = [k for k in known if k.startswith(parent + ".")] if parent else known
     return f"valid keys are {', '.join(siblings)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

@@ -33,8 +33,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from koopsweep.config import conf_dir, setup
 from koopsweep.config.checks import check_config
-from koopsweep.config.compose import _first_line, explain
-from koopsweep.errors import ConfigError
+from koopsweep.config.compose import explain
+from koopsweep.errors import ConfigError, first_line
 
 CONFIG_NAME = "config"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -111,7 +111,7 @@ def _parse(overrides: Sequence[str], loader: ConfigLoaderImpl) -> list[Override]
     try:
         return OverridesParser.create(config_loader=loader).parse_overrides(list(overrides))
     except OverrideParseException as exc:
-        raise ConfigError(f"cannot parse overrides: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot parse overrides: {first_line(exc)}") from None
 
 
 def _configured_mode(loader: ConfigLoaderImpl, config_name: str, overrides: list[str]) -> Any:
@@ -136,7 +136,7 @@ def _jobs(master: DictConfig, loader: ConfigLoaderImpl) -> list[list[str]] | Non
     try:
         return [list(job) for job in BasicSweeper.split_arguments(_parse(arguments, loader), None)[0]]
     except HydraException as exc:
-        raise ConfigError(f"cannot expand the sweep: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot expand the sweep: {first_line(exc)}") from None
 
 
 def check_command_line(argv: Sequence[str], task_function: Callable[..., Any]) -> int:

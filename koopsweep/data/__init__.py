@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from koopsweep.data.mini import load_mnist_mini
 from koopsweep.data.synthetic import make_synthetic
-from koopsweep.data.tensors import BatchStream, TensorData, eval_batches
+from koopsweep.data.tensors import BatchStream, TensorData
 from koopsweep.data.torchvision_sets import load_cifar10, load_mnist
 from koopsweep.errors import DataError
 
@@ -62,7 +62,6 @@ def _load(options: dict[str, Any]) -> TensorData:
 __all__ = [
     "BatchStream",
     "TensorData",
-    "eval_batches",
     "load_cifar10",
     "load_dataset",
     "load_mnist",

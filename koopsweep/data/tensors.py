@@ -7,7 +7,6 @@ batches an uninterrupted one would, on any device.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,14 +127,6 @@ class BatchStream:
             x = self._augment(x, iteration)
         return x, y
 
-    def epoch_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """All batches of one epoch in order (the same batches ``batch`` returns for that epoch's iterations)."""
-        iteration = epoch * self.iterations_per_epoch
-        for index in self.order(epoch).split(self.batch_size):
-            x, y = self.x.index_select(0, index), self.y.index_select(0, index)
-            yield (self._augment(x, iteration) if self.augment else x), y
-            iteration += 1
-
     def _augment(self, x: torch.Tensor, iteration: int) -> torch.Tensor:
         """Random crop of the zero-padded images plus horizontal flip, one gather for the whole batch."""
         n, channels, height, width = x.shape
@@ -149,9 +140,3 @@ class BatchStream:
         batch = torch.arange(n, device=x.device)[:, None, None, None]
         chan = torch.arange(channels, device=x.device)[None, :, None, None]
         return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Consecutive (x, y) slices for evaluation: views, no copies, no shuffling."""
-    for start in range(0, len(x), batch_size):
-        yield x[start : start + batch_size], y[start : start + batch_size]

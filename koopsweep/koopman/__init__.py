@@ -6,7 +6,7 @@ while training. See docs/koopman.md.
 """
 
 from koopsweep.koopman.dmd import DMDFit, fit_dmd
-from koopsweep.koopman.gram import delay_gram, increment_gram, raw_gram
+from koopsweep.koopman.gram import increment_gram, raw_gram
 from koopsweep.koopman.recorder import SnapshotHook, SnapshotRecorder
 from koopsweep.koopman.window import SnapshotWindow
 
@@ -15,7 +15,6 @@ __all__ = [
     "SnapshotHook",
     "SnapshotRecorder",
     "SnapshotWindow",
-    "delay_gram",
     "fit_dmd",
     "increment_gram",
     "raw_gram",

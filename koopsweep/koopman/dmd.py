@@ -277,10 +277,6 @@ class DMDFit:
         """Re(b* ϕ*) for the eigenvalue nearest 1: the Koopman estimate of θ* (KMP scores its magnitude)."""
         return self.combine(self.fixed_point_weights()).to(dtype)
 
-    def state(self, t: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """Reconstructed θ(t0 + t) = Re Σ_j λ_j^(t−d) b_j ϕ_j (t: snapshot index in the window)."""
-        return self.combine(_powers(self.eigenvalues, t - self.delays) * self.amplitudes).to(dtype)
-
     def gradient_weights(self, t: int, lr: float, momentum: float = 0.0) -> torch.Tensor:
         """Mode weights of ĝ(t) (see ``gradient``): −(λ_j − 1)(λ_j^s − β λ_j^(s−1)) b_j / η, s = t − d."""
         if lr <= 0:

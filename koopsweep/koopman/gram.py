@@ -73,22 +73,6 @@ def raw_gram(inc_gram: torch.Tensor) -> torch.Tensor:
     return inc_gram.cumsum(0).cumsum(1)
 
 
-def delay_gram(gram: torch.Tensor, delays: int) -> torch.Tensor:
-    """Gram of the delay-embedded states s(t) = [z_t; …; z_{t−d}], t = d…T−1: G'[i, j] = Σ_k G[i+d−k, j+d−k].
-
-    Formed from the base Gram by summing shifted blocks, without any N·d-sized copy. (The fit itself uses the
-    equivalent Hankel stacking of small coordinates; this function documents and tests that equivalence.)
-    """
-    count = gram.shape[0]
-    if not 0 <= delays < count:
-        raise ValueError(f"delays={delays} needs at least {delays + 1} snapshots, got {count}")
-    size = count - delays
-    out = torch.zeros(size, size, dtype=gram.dtype, device=gram.device)
-    for k in range(delays + 1):
-        out += gram[delays - k : delays - k + size, delays - k : delays - k + size]
-    return out
-
-
 def suffix_sums(coeffs: torch.Tensor) -> torch.Tensor:
     """c_l = Σ_{i ≥ l} e_i (float64): the weights of the increments w_l in Σ_i e_i z_i = Σ_l c_l w_l."""
     return coeffs.to(torch.float64).flip(0).cumsum(0).flip(0)

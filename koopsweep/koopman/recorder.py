@@ -27,7 +27,7 @@ from koopsweep.koopman.window import FORMAT, GRAM_FILE, MANIFEST, VERSION, Snaps
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SnapshotHook", "SnapshotRecorder", "SnapshotWindow"]
+__all__ = ["SnapshotHook", "SnapshotRecorder"]
 
 
 class SnapshotRecorder:

@@ -113,9 +113,6 @@ class ParamSpace:
         text = ";".join(f"{s.name}:{'x'.join(map(str, s.shape))}" for s in self.slots)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def slot(self, name: str) -> Slot:
-        return self._by_name[name]
-
     def tensors(self, model: nn.Module) -> list[torch.Tensor]:
         """The live parameter tensors of ``model``, in layout order."""
         params = dict(model.named_parameters())
@@ -129,19 +126,12 @@ class ParamSpace:
         """A new 1-D tensor holding the prunable parameters of ``model`` in layout order."""
         return torch.cat([t.detach().reshape(-1).to(dtype) for t in self.tensors(model)])
 
-    def flatten_tensors(self, tensors: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Flatten a name → tensor mapping (e.g. gradients or a state_dict) in layout order."""
-        parts = [tensors[n].reshape(-1) for n in self.names]
-        out = torch.cat(parts)
-        return out if dtype is None else out.to(dtype)
-
     def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
         """Views of ``vector`` shaped like each tensor, keyed by name."""
         if vector.ndim != 1 or vector.numel() != self.numel:
             raise ValueError(f"expected a vector of {self.numel} values, got shape {tuple(vector.shape)}")
         return {s.name: vector[s.offset : s.stop].view(s.shape) for s in self.slots}
 
-    @torch.no_grad()
     def load_into(self, model: nn.Module, vector: torch.Tensor) -> None:
         """Copy ``vector`` into the prunable parameters of ``model``."""
         for tensor, part in zip(self.tensors(model), self.unflatten(vector).values()):

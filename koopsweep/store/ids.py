@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from koopsweep.config import plain
 from koopsweep.config.schema import DatasetConfig, KoopmanConfig, OptimizerConfig, PrunerConfig, ScheduleConfig
 
 SCHEMA_VERSION = 1
@@ -49,16 +50,12 @@ def _default(schema: type | None, name: str) -> Any:
 IRRELEVANT_SOURCE_KEYS = ("download",)
 
 
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
 def _spec(cfg: DictConfig, groups: dict[str, tuple[type | None, tuple[str, ...]]]) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     for group, (schema, names) in groups.items():
         part = {}
         for name in names:
-            value = _plain(cfg[group][name])
+            value = plain(cfg[group][name])
             if group == "dataset" and name == "source":
                 value = {k: v for k, v in value.items() if k not in IRRELEVANT_SOURCE_KEYS}
             if value != _default(schema, name):

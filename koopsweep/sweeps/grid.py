@@ -11,15 +11,14 @@ order of keys and values only decides the launch order, which `order_keys` choos
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from koopsweep.config.compose import overrides_parser
 from koopsweep.steps import Step
 from koopsweep.sweeps.spec import Value
 
@@ -108,12 +107,7 @@ def parsed_point(overrides: Iterable[str]) -> frozenset[tuple[str, Any]]:
     A key given twice keeps its last value, as in Hydra's basic sweeper.
     """
     items: dict[str, Any] = {}
-    for override in _parser().parse_overrides(list(overrides)):
+    for override in overrides_parser().parse_overrides(list(overrides)):
         value = override.value()
         items[override.get_key_element()] = repr(value) if isinstance(value, (list, dict)) else value
     return frozenset(items.items())
-
-
-@functools.lru_cache(maxsize=1)
-def _parser() -> OverridesParser:
-    return OverridesParser.create()

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 
-from koopsweep.config.compose import expand_overrides
+from koopsweep.config.compose import expand_overrides, overrides_parser
 from koopsweep.errors import ConfigError
 from koopsweep.sweeps.grid import PRUNE_AT, hydra_overrides, order_keys, parsed_point, value_hash
 from koopsweep.sweeps.points import Point, compose_points, trunk_keys, window_values
@@ -100,7 +99,7 @@ def check_extra(spec: SweepSpec, extra: Sequence[str]) -> list[str]:
         if override.startswith("-") or "=" not in override:
             raise ConfigError(f"extra argument {override!r} is not a Hydra override key=value")
         try:
-            parsed = OverridesParser.create().parse_override(override)
+            parsed = overrides_parser().parse_override(override)
         except OverrideParseException as exc:
             raise ConfigError(f"cannot parse override {override!r}: {str(exc).splitlines()[0]}") from None
         if parsed.is_sweep_override():

@@ -11,25 +11,21 @@ that same Hydra function; the result is identical to a full compose (the tests c
 from __future__ import annotations
 
 import copy
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hydra import initialize_config_dir
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, OverrideParseException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from koopsweep.config import conf_dir, setup
+from koopsweep.config import conf_dir, plain, setup
 from koopsweep.config.checks import check_config
-from koopsweep.config.compose import compose_config, explain
+from koopsweep.config.compose import compose_config, explain, hydra_context, overrides_parser
 from koopsweep.errors import ConfigError
 from koopsweep.store import ids
 from koopsweep.sweeps.agent import app_argv
@@ -53,14 +49,9 @@ def _is_group(override: Override) -> bool:
     return override.package is not None or (conf_dir() / override.key_or_group).is_dir()
 
 
-@functools.lru_cache(maxsize=1)
-def _parser() -> OverridesParser:
-    return OverridesParser.create()
-
-
 def _split(argv: Sequence[str]) -> tuple[tuple[str, ...], list[Override]]:
     try:
-        parsed = _parser().parse_overrides(list(argv))
+        parsed = overrides_parser().parse_overrides(list(argv))
     except OverrideParseException as exc:
         raise ConfigError(f"cannot parse overrides {' '.join(argv)}: {str(exc).splitlines()[0]}") from None
     parsed = [o for o in parsed if not o.is_hydra_override()]
@@ -90,10 +81,6 @@ class Composer:
         return cfg
 
 
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
 class TrunkIds:
     """trunk_id per config, computed once per distinct trunk-relevant part (it costs ~30 ms a call)."""
 
@@ -102,7 +89,7 @@ class TrunkIds:
 
     def __call__(self, cfg: DictConfig) -> str:
         part: dict[str, Any] = {
-            g: {name: _plain(cfg[g][name]) for name in names} for g, (_, names) in ids.TRUNK_FIELDS.items()
+            g: {name: plain(cfg[g][name]) for name in names} for g, (_, names) in ids.TRUNK_FIELDS.items()
         }
         part.update({k: v for k, v in cfg.items() if not OmegaConf.is_config(v)})  # seed, precision, ...
         key = json.dumps(part, sort_keys=True, default=str)
@@ -116,10 +103,7 @@ def compose_points(spec: SweepSpec, extra: Sequence[str] = (), exact: bool = Fal
     setup()
     composer, trunk_of = Composer(exact), TrunkIds()
     points: list[Point] = []
-    owns = not GlobalHydra.instance().is_initialized()
-    if owns:
-        initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3")
-    try:
+    with hydra_context():
         for values in wandb_grid(spec.parameters):
             argv = app_argv(spec, values) + list(extra)
             try:
@@ -128,9 +112,6 @@ def compose_points(spec: SweepSpec, extra: Sequence[str] = (), exact: bool = Fal
                 where = " ".join(f"{k}={v}" for k, v in values.items())
                 raise ConfigError(f"{spec.path}: run {len(points) + 1} ({where}): {exc}") from None
             points.append(Point(dict(values), argv, cfg, trunk_of(cfg), _needs_window(cfg)))
-    finally:
-        if owns:
-            GlobalHydra.instance().clear()
     return points
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from koopsweep.errors import ConfigError
+from koopsweep.errors import ConfigError, first_line
 from koopsweep.tracking.identity import RunIdentity, flatten_config
 from koopsweep.tracking.mode import resolve_mode
 
@@ -142,7 +142,7 @@ class Tracker:
                 if resolved != "online":
                     raise
                 resolved = "offline"
-                reason = f"W&B server unreachable or key rejected ({_first_line(exc)})"
+                reason = f"W&B server unreachable or key rejected ({first_line(exc)})"
                 _unreachable.append(reason)
                 # wandb-core keeps the failed attempt's stream under the run id ("run ID ... is in use" on the
                 # retry): stop the service, so the offline run starts in a fresh one with the same id.
@@ -150,7 +150,7 @@ class Tracker:
                 kwargs["settings"] = wandb.Settings(quiet=True)
                 run = wandb.init(mode="offline", **kwargs)
         except (wandb.errors.UsageError, ValueError) as exc:
-            raise ConfigError(f"W&B rejected the logger settings: {_first_line(exc)}") from exc
+            raise ConfigError(f"W&B rejected the logger settings: {first_line(exc)}") from exc
         offline_dir = Path(run.settings.sync_dir) if resolved == "offline" else None
         if reason is not None:
             print(
@@ -306,13 +306,8 @@ class Tracker:
         code = 130 if isinstance(exc, KeyboardInterrupt) else exc.code if isinstance(exc, SystemExit) else 1
         try:
             if self._run is not None:
-                self._run.summary["run/error"] = f"{type(exc).__name__}: {_first_line(exc)}"[:500]
+                self._run.summary["run/error"] = f"{type(exc).__name__}: {first_line(exc)}"[:500]
             self.finish("failed", exit_code=code if isinstance(code, int) and code else 1)
         except Exception as finish_exc:
             self._finished = True
-            print(f"koopsweep: could not finish the W&B run: {_first_line(finish_exc)}", file=sys.stderr)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+            print(f"koopsweep: could not finish the W&B run: {first_line(finish_exc)}", file=sys.stderr)
