@@ -59,7 +59,10 @@ class Run:
 
     def record_eval(self, stage: str, test: dict[str, float] | None = None, tracker: Tracker | None = None) -> None:
         """Keep ``<stage>/test_acc`` and ``_loss``; with ``tracker``, also a point of the run's evaluation curve."""
-        test = test or self.evaluate()
+        if test is None:
+            start = time.perf_counter()
+            test = self.evaluate()
+            self.timed("evaluate", time.perf_counter() - start)  # outside the training phases' own timing
         self.metrics[f"{stage}/test_acc"] = test["acc"]
         self.metrics[f"{stage}/test_loss"] = test["loss"]
         if tracker is not None:
