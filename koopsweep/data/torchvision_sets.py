@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from koopsweep.data.info import fixed
@@ -86,18 +87,45 @@ def _summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def load_mnist(root: str | Path, download: bool = True) -> TensorData:
-    """MNIST 60,000 / 10,000, 1x28x28, normalized with mean 0.1307 and std 0.3081."""
-    from torchvision.datasets import MNIST
+_IDX_TYPES = {0x08: np.uint8}  # the IDX type codes MNIST uses
 
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format: magic, dimensions, big-endian header, raw data) as a numpy array."""
+    data = path.read_bytes()
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_TYPES:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes; delete it to download MNIST again")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=_IDX_TYPES[data[2]], offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DataError(
+            f"{path} is truncated ({body.size} of {int(np.prod(shape))} values); delete it to download again"
+        )
+    return body.reshape(shape)
+
+
+def load_mnist(root: str | Path, download: bool = True) -> TensorData:
+    """MNIST 60,000 / 10,000, 1x28x28, normalized with mean 0.1307 and std 0.3081.
+
+    Files already in place are read directly (importing torchvision costs seconds in every process); torchvision
+    is used to download them.
+    """
     root = Path(root).expanduser()
-    train, test = _open(MNIST, "MNIST", root, download, MNIST_FILES)
+    if all((root / f).is_file() for f in MNIST_FILES):
+        arrays = [torch.from_numpy(read_idx(root / f).copy()) for f in MNIST_FILES]
+        train_images, train_labels, test_images, test_labels = arrays
+    else:
+        from torchvision.datasets import MNIST
+
+        train, test = _open(MNIST, "MNIST", root, download, MNIST_FILES)
+        train_images, train_labels, test_images, test_labels = train.data, train.targets, test.data, test.targets
     return TensorData(
         name="mnist",
-        train_x=normalize_uint8(train.data.unsqueeze(1), MNIST_MEAN, MNIST_STD),
-        train_y=train.targets.to(torch.int64),
-        test_x=normalize_uint8(test.data.unsqueeze(1), MNIST_MEAN, MNIST_STD),
-        test_y=test.targets.to(torch.int64),
+        train_x=normalize_uint8(train_images.unsqueeze(1), MNIST_MEAN, MNIST_STD),
+        train_y=train_labels.to(torch.int64),
+        test_x=normalize_uint8(test_images.unsqueeze(1), MNIST_MEAN, MNIST_STD),
+        test_y=test_labels.to(torch.int64),
         num_classes=10,
     )
 

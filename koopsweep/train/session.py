@@ -96,8 +96,8 @@ class Run:
 
 def build_run(cfg: DictConfig) -> Run:
     """Load data, build the model, optimizer and plan; nothing is trained yet."""
-    runtime.configure(cfg.seed, cfg.threads, cfg.deterministic)
     device = runtime.select_device(cfg.device)
+    runtime.configure(cfg.seed, cfg.threads, cfg.deterministic, device)
     dtype = runtime.dtype_of(cfg.precision)
     data = load_dataset(cfg.dataset.source, Path(cfg.paths.data_dir))
     data = data.subset(cfg.dataset.train_size, cfg.dataset.test_size, seed=cfg.seed).to(device)
