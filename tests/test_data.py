@@ -246,8 +246,10 @@ def test_idx_files_are_checked(tmp_path: Path) -> None:
     cut.write_bytes(good.read_bytes()[:-5])
     with pytest.raises(DataError, match="truncated"):
         read_idx(cut)
+    other = tmp_path / "picture.gif"
+    other.write_bytes(b"GIF89a")
     with pytest.raises(DataError, match="not an IDX file"):
-        read_idx(tmp_path / "x" if (tmp_path / "x").write_bytes(b"GIF89a") else good)
+        read_idx(other)
 
 
 def test_mini_matches_full_mnist(mnist: TensorData) -> None:
