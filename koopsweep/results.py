@@ -7,13 +7,15 @@ Koopman fit's summary, the resolved config, package versions and the device. koo
 
 from __future__ import annotations
 
+import functools
 import platform
 from importlib import metadata
 from typing import Any
 
 
+@functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that decide a run's numbers."""
+    """Versions of Python and the packages that decide a run's numbers (looked up once per process)."""
     versions = {"python": platform.python_version()}
     for name in ("koopsweep", "torch", "torchvision", "numpy", "hydra-core", "omegaconf", "wandb"):
         try:
@@ -51,7 +53,7 @@ def results_record(
         "layer_sparsity": layer_sparsity,
         "koopman": koopman,
         "config": config,
-        "versions": package_versions(),
+        "versions": dict(package_versions()),
         "device": device,
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
@@ -72,6 +73,7 @@ class MemoryRecorder:
         capacity: int,
         chunk_size: int = 64,
         device: torch.device | str | None = None,
+        background: bool = True,
     ):
         if capacity < 1 or numel < 1 or chunk_size < 1:
             raise ValueError(f"capacity, numel and chunk_size must be >= 1, got {capacity}, {numel}, {chunk_size}")
@@ -85,6 +87,10 @@ class MemoryRecorder:
         self._gram = torch.zeros(self.capacity, self.capacity, dtype=torch.float64)
         self._flushed = 0
         self._closed = False
+        # The Gram's products run beside training, on one thread of their own: finished rows are never written
+        # again, so the worker reads them while the trainer fills the next ones.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="koopsweep-gram") if background else None
+        self._pending: list[Future[None]] = []
 
     def append(self, vector: torch.Tensor) -> None:
         """Record one snapshot (any float dtype/device); its increment is exact for float32 snapshots."""
@@ -106,15 +112,22 @@ class MemoryRecorder:
             self._grow_gram()
 
     def _grow_gram(self) -> None:
-        """H[:total, new] = W[:total] · W[new]ᵀ: the new chunk's block row, one product."""
+        """Add the block row of the rows not yet in the Gram (on the worker thread when there is one)."""
         start, total = self._flushed, self.count
         if start == total:
             return
+        self._flushed = total
+        if self._worker is None:
+            self._block_row(start, total)
+        else:
+            self._pending.append(self._worker.submit(self._block_row, start, total))
+
+    def _block_row(self, start: int, total: int) -> None:
+        """H[:total, new] = W[:total] · W[new]ᵀ: the new chunk's block row, one product."""
         tic = time.perf_counter()
         block = (self._buffer[:total] @ self._buffer[start:total].T).cpu()
         self._gram[:total, start:total] = block
         self._gram[start:total, :start] = block[:start].T
-        self._flushed = total
         self.stats["gram_seconds"] += time.perf_counter() - tic
 
     def close(self) -> MemoryWindow:
@@ -125,5 +138,9 @@ class MemoryRecorder:
             raise ValueError("no snapshots were recorded: the window is empty")
         self._grow_gram()
         self._closed = True
+        if self._worker is not None:
+            for job in self._pending:
+                job.result()  # re-raises what failed on the worker
+            self._worker.shutdown()
         count = self.count
         return MemoryWindow(self._buffer[:count], self._gram[:count, :count].clone(), self.layout_hash)
