@@ -49,7 +49,7 @@ def cell(tree: Path, root: Path, data_dir: str, threads: int, fraction: float, o
     ]
     env = {
         **os.environ,
-        "PYTHONPATH": str(tree),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH", "")])),  # tree first
         "KOOPSWEEP_ROOT": str(root),
         "WANDB_MODE": "disabled",
         "OMP_NUM_THREADS": str(threads),
