@@ -53,6 +53,21 @@ def test_load_checked_never_unpickles_objects(tmp_path: Path) -> None:
         save_checked(tmp_path / "bad.pt", {"rng": np.random.get_state()})
 
 
+def test_a_store_from_an_older_koopsweep_is_rebuilt_with_one_warning(make_cfg, tiny, tmp_path: Path, caplog) -> None:
+    """0.1.0 kept numpy's RNG state as an array: every state it wrote is refused, and said so once, not once each."""
+    tiny_every = [*tiny, "store.checkpoint_every=2it"]
+    first = run_experiment(make_cfg(tiny_every, out="a"))
+    states = sorted((tmp_path / "store" / "trunks" / first["trunk_id"] / "states").glob("it-*.pt"))
+    assert len(states) >= 3
+    for path in states:
+        iteration = int(path.stem.split("-")[1])
+        plant(path, {"iteration": iteration, "rng": {"numpy": np.random.get_state()}})
+    second = run_experiment(make_cfg(tiny_every, out="b"))
+    assert caplog.text.count("could not be loaded") == 1
+    assert f"discarded {len(states)} saved state(s)" in caplog.text
+    assert second["metrics"]["final/test_loss"] == first["metrics"]["final/test_loss"]
+
+
 def test_rng_states_round_trip_through_a_weights_only_artifact(make_cfg, tiny, tmp_path: Path) -> None:
     from koopsweep.train import state as train_state
 

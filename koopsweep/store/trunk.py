@@ -94,23 +94,36 @@ class Trunk:
             self.remove()
         return True
 
-    def load_state(self, iteration: int, layout_hash: str) -> dict[str, Any] | None:
-        """The verified state at ``iteration``; a corrupt one is deleted with a warning and None returned."""
+    def latest_state(self, at_most: int, layout_hash: str) -> dict[str, Any] | None:
+        """The verified state with the largest iteration <= ``at_most``; the unloadable ones above it are removed.
+
+        A store written by an older koopsweep can hold dozens of states this version refuses to load; they are
+        named in one warning, not one each.
+        """
+        discarded: list[int] = []
+        first_problem = ""
+        found = None
+        for iteration in reversed([i for i in self.state_iterations() if i <= at_most]):
+            found, problem = self._load_or_discard(iteration, layout_hash)
+            if problem is None:
+                break
+            discarded.append(iteration)
+            first_problem = first_problem or problem
+        if discarded:
+            resumed = "training from the start" if found is None else f"resuming from iteration {found['iteration']}"
+            log.warning(
+                "trunk %s: discarded %d saved state(s) that could not be loaded (iterations %d..%d; first: %s); %s",
+                *(self.id, len(discarded), discarded[-1], discarded[0], first_problem, resumed),
+            )
+        return found
+
+    def _load_or_discard(self, iteration: int, layout_hash: str) -> tuple[dict[str, Any] | None, str | None]:
         path = self._state_path(iteration)
         try:
-            return load_checked(path, expect={"iteration": iteration, "layout_hash": layout_hash})
+            return load_checked(path, expect={"iteration": iteration, "layout_hash": layout_hash}), None
         except ArtifactError as exc:
-            log.warning("trunk %s: %s; discarding it and rebuilding from an earlier state", self.id, exc)
             remove_checked(path)
-            return None
-
-    def latest_state(self, at_most: int, layout_hash: str) -> dict[str, Any] | None:
-        """The verified state with the largest iteration <= ``at_most`` (corrupt ones are skipped and removed)."""
-        for iteration in reversed([i for i in self.state_iterations() if i <= at_most]):
-            state = self.load_state(iteration, layout_hash)
-            if state is not None:
-                return state
-        return None
+            return None, str(exc)
 
     def window_dir(self, key: str) -> Path:
         return self.path / "windows" / key

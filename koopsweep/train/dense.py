@@ -45,7 +45,8 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
         fit = window.cached() if window is not None else None
         recording = window if window is not None and fit is None else None
         if recording is None or recording.complete():
-            state = trunk.load_state(target, layout) if target in trunk.state_iterations() else None
+            state = trunk.latest_state(target, layout) if target in trunk.state_iterations() else None
+            state = state if state is not None and state["iteration"] == target else None
             fitted = recording.fit_or_discard() if recording is not None and state is not None else fit
             if state is not None and (recording is None or fitted is not None):
                 train_state.restore(run.trainer, state, run.space)
