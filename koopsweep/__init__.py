@@ -1,3 +1,3 @@
 """koopsweep: Koopman operator views on pruning deep networks (Redman et al., ICLR 2022)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -179,6 +179,44 @@ def test_gradient_descent_on_quadratic_gradient_is_exact():
     assert float((fit.fixed_point(F64) - star).norm() / star.norm()) < 1e-9
 
 
+def noisy_descent(numel: int, steps: int, lr: float, noise: float, excited: int = 20, seed: int = 0):
+    """SGD-like descent on a quadratic: the true gradient plus isotropic noise of ``noise`` times its size."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(numel, numel, dtype=F64, generator=g))
+    h = torch.zeros(numel, dtype=F64)
+    h[:excited] = torch.linspace(0.2, 8, excited, dtype=F64)
+    hess = q @ torch.diag(h) @ q.T
+    star = torch.randn(numel, dtype=F64, generator=g)
+    theta = star + q[:, :excited] @ torch.randn(excited, dtype=F64, generator=g) * 3
+    snaps, grads = [], []
+    for _ in range(steps):
+        grad = hess @ (theta - star)
+        snaps.append(theta.clone())
+        grads.append(grad)
+        kick = torch.randn(numel, dtype=F64, generator=g) * grad.norm() / numel**0.5
+        theta = theta - lr * (grad + noise * kick)
+    return torch.stack(snaps), torch.stack(grads)
+
+
+def test_gradient_at_the_window_end_survives_unstable_noise_modes():
+    """Noisy steps give an untruncated fit |λ| > 1 modes; ĝ from amplitudes at t stays the gradient, λ^t b does not."""
+    z, grads = noisy_descent(numel=600, steps=400, lr=0.05, noise=0.3)
+    fit = fit_dmd(z)
+    t = z.shape[0] - 1
+    truth = grads[t]
+    assert fit.diagnostics["unstable_modes"] >= 1
+
+    def cosine_and_ratio(g: torch.Tensor) -> tuple[float, float]:
+        return float(g @ truth / (g.norm() * truth.norm())), float(g.norm() / truth.norm())
+
+    cos, ratio = cosine_and_ratio(fit.gradient(t, lr=0.05, dtype=F64))
+    assert cos > 0.8 and 0.5 < ratio < 2
+    lam, b = fit.eigenvalues, fit.amplitudes
+    free_run = fit.combine(-(lam - 1) * lam**t * b / 0.05)  # koopsweep < 0.2: amplitudes of θ(t0) carried to t
+    old_cos, old_ratio = cosine_and_ratio(free_run)
+    assert old_cos < 0.3 and old_ratio > 10
+
+
 def test_heavy_ball_gradient_exact_with_one_delay_and_worse_without(capsys):
     lr, beta = 0.05, 0.9
     z, grads, _ = quadratic_run(numel=40, curvatures=[0.3, 1.0, 2.0, 4.0, 8.0], lr=lr, momentum=beta, steps=30)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from koopsweep.config import conf_dir
+from koopsweep.prune.scorers import MagnitudeScorer
 from koopsweep.store.artifacts import load_checked
 from koopsweep.train.run import run_experiment
 from koopsweep.train.session import build_run
@@ -212,10 +213,11 @@ def test_a_run_diverging_in_finetuning_reports_its_masks_sparsity(make_cfg, tiny
     assert all(0.5 < share < 1 for share in results["layer_sparsity"].values())
 
 
-# Final weights of three small cells as koopsweep 0.1.0 computed them (before the in-memory Koopman recorder, the
-# cached dense evaluations and channels-last evaluation copies): those changes must not move a single bit.
+# Final weights of three small cells. GMP and KMP as koopsweep 0.1.0 computed them (before the in-memory Koopman
+# recorder, the cached dense evaluations and channels-last evaluation copies): those changes must not move a single
+# bit. KGP as 0.2.0 computes it: ĝ from the mode amplitudes at the pruning time, not θ(t0)'s carried there by λ^t.
 REFERENCE_TORCH = "2.14.1"
-REFERENCE_DIGESTS = {"gmp": "58401893dd22670a", "kmp": "6f8cf5410e8111a8", "kgp": "a24032b6f6357d2f"}
+REFERENCE_DIGESTS = {"gmp": "58401893dd22670a", "kmp": "6f8cf5410e8111a8", "kgp": "5882a7709f450de9"}
 
 
 @pytest.mark.skipif(not torch.__version__.startswith(REFERENCE_TORCH), reason="digests recorded with torch 2.14.1")
@@ -234,3 +236,20 @@ def test_final_weights_are_bit_identical_to_the_reference(make_cfg, pruner):
         digest.update(name.encode())
         digest.update(weights[name].numpy().tobytes())
     assert digest.hexdigest()[:16] == REFERENCE_DIGESTS[pruner]
+
+
+class SecondLayerFirst(MagnitudeScorer):
+    """A user's scorer that ranks every weight of fc2 below all others: pruning enough of them cuts the network."""
+
+    def scores(self, ctx):
+        scores = super().scores(ctx) + 1.0
+        slot = next(slot for slot in ctx.space.slots if slot.name == "fc2.weight")
+        scores[slot.offset : slot.stop] = 0.0
+        return scores
+
+
+def test_a_layer_pruned_whole_is_reported(make_cfg, tiny, caplog):
+    results = run_experiment(make_cfg([*tiny, "pruner._target_=test_train.SecondLayerFirst", "pruner.fraction=0.2"]))
+    assert results["layer_sparsity"]["fc2.weight"] == 1.0
+    assert results["metrics"]["mask/collapsed_layers"] == 1
+    assert "removed every weight of fc2.weight (layer collapse)" in caplog.text

@@ -54,6 +54,8 @@ class _Core:
     dropped_null: int  # directions dropped as numerically null (Gram floor + SVD floor)
     dropped_tol: int  # directions dropped by rank_tol
     block0: torch.Tensor  # (r0, r) complex128: first-block small coordinates of the modes (for norms)
+    small: torch.Tensor  # (K, r) complex128: all small coordinates of the modes (amplitudes at any snapshot)
+    embedded: torch.Tensor  # (T − d, K) float64: the (delay-embedded) snapshots in the small coordinates
     diagnostics: dict[str, float | None]  # bounded health figures of the fit (see diagnose); None = not finite
 
 
@@ -73,13 +75,11 @@ def _basis(inc_gram: torch.Tensor) -> tuple[torch.Tensor, int]:
     return c, int((~live).sum()) + int((~keep).sum())
 
 
-def _powers(lam: torch.Tensor, exponent: int) -> torch.Tensor:
-    """λ^k for an integer k; negative powers of (near-)zero eigenvalues are taken as 0, not inf."""
-    if exponent >= 0:
-        return lam**exponent
+def _inverse(lam: torch.Tensor) -> torch.Tensor:
+    """1/λ, with (near-)zero eigenvalues mapped to 0, not inf (their modes carry no previous step)."""
     out = torch.zeros_like(lam)
     ok = lam.abs() > TINY_EIGENVALUE
-    out[ok] = lam[ok] ** exponent
+    out[ok] = 1 / lam[ok]
     return out
 
 
@@ -125,7 +125,7 @@ def _solve(inc_gram: torch.Tensor, rank_tol: float, delays: int) -> _Core:
     chosen = int(torch.argmin((lam - 1).abs()))
     c = v_sinv.to(torch.complex128) @ w[:, chosen]
     diagnostics = diagnose(lam, amplitudes, small[:r0], coords, delays, chosen, xs, ys, c)
-    return _Core(lam, amplitudes, coefficients, sig, dropped, int(cut.sum()), small[:r0], diagnostics)
+    return _Core(lam, amplitudes, coefficients, sig, dropped, int(cut.sum()), small[:r0], small, embedded, diagnostics)
 
 
 def diagnose(
@@ -277,25 +277,43 @@ class DMDFit:
         """Re(b* ϕ*) for the eigenvalue nearest 1: the Koopman estimate of θ* (KMP scores its magnitude)."""
         return self.combine(self.fixed_point_weights()).to(dtype)
 
+    def amplitudes_at(self, s: int) -> torch.Tensor:
+        """Mode amplitudes fitted to the (embedded) snapshot s itself: a_s = Φ⁺x_s, least squares in small space.
+
+        Equal to λ^s b for data the linear model fits exactly, but never a power: b propagated by λ^s lets
+        the |λ| > 1 noise modes of an untruncated fit grow by |λ|^s (1.27^469 ≈ 1e48 overflows float32).
+        """
+        if not 0 <= s < self._core.embedded.shape[0]:
+            raise ValueError(f"snapshot {s} is outside the window's {self._core.embedded.shape[0]} embedded states")
+        target = self._core.embedded[s].to(torch.complex128)
+        return torch.linalg.lstsq(self._core.small, target[:, None], driver="gelsd").solution[:, 0]
+
     def gradient_weights(self, t: int, lr: float, momentum: float = 0.0) -> torch.Tensor:
-        """Mode weights of ĝ(t) (see ``gradient``): −(λ_j − 1)(λ_j^s − β λ_j^(s−1)) b_j / η, s = t − d."""
+        """Mode weights of ĝ(t) (see ``gradient``): −(λ_j − 1)(1 − β/λ_j) a_j(s) / η, s = t − d."""
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        lam, s = self.eigenvalues, t - self.delays
-        step = _powers(lam, s)
+        lam = self.eigenvalues
+        factor = lam - 1
         if momentum:
-            step = step - momentum * _powers(lam, s - 1)
-        return -(lam - 1) * step * self.amplitudes / lr
+            factor = factor * (1 - momentum * _inverse(lam))
+        return -factor * self.amplitudes_at(t - self.delays) / lr
 
     def gradient(self, t: int, lr: float, momentum: float = 0.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """KGP: the Koopman reconstruction of the gradient at snapshot index ``t`` of the window.
 
-        Heavy ball: Δθ(t) = βΔθ(t−1) − ηg(t) ⇒ g(t) = −(Δθ(t) − βΔθ(t−1))/η, and with
-        Δθ(t) = Σ_j (λ_j − 1) λ_j^s b_j ϕ_j (s = t − d) this is
-        ĝ(t) = −(1/η) Re Σ_j (λ_j − 1)(λ_j^s − β λ_j^(s−1)) b_j ϕ_j = −(1/η) Re Σ_j (λ_j − 1)(1 − β/λ_j) λ_j^s b_j ϕ_j.
+        Heavy ball: Δθ(t) = βΔθ(t−1) − ηg(t) ⇒ g(t) = −(Δθ(t) − βΔθ(t−1))/η, and with the state at t written in
+        the modes, x(t) = Σ_j a_j ϕ_j, the model's step is Δθ(t) = Σ_j (λ_j − 1) a_j ϕ_j and the previous one
+        Σ_j (λ_j − 1) λ_j⁻¹ a_j ϕ_j, so
+        ĝ(t) = −(1/η) Re Σ_j (λ_j − 1)(1 − β/λ_j) a_j ϕ_j, with a = Φ⁺x(t) (``amplitudes_at``).
         Plain gradient descent is β = 0. Exact for a quadratic loss; with β > 0 only with delays ≥ 1.
         """
-        return self.combine(self.gradient_weights(t, lr, momentum)).to(dtype)
+        g = self.combine(self.gradient_weights(t, lr, momentum)).to(dtype)
+        if not torch.isfinite(g).all():
+            raise KoopsweepError(
+                "the Koopman gradient reconstruction is not finite: the window's fit is unusable for KGP "
+                "(check koopman/residual; try koopman.rank_tol=1e-10 or a shorter koopman.window)"
+            )
+        return g
 
     def summary(self) -> dict[str, Any]:
         """JSON-able record of the fit (for results.json and W&B)."""

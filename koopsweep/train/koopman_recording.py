@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from koopsweep.errors import ArtifactError
+from koopsweep.errors import ArtifactError, KoopsweepError
 from koopsweep.koopman import SnapshotHook, SnapshotRecorder, SnapshotWindow, fit_dmd
 from koopsweep.koopman.memory import MemoryRecorder, MemoryWindow, memory_budget, window_bytes
 from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FIT_VERSION = 2  # bump when what a cached fit holds changes (2: bounded diagnostics in the summary)
+FIT_VERSION = 3  # bump when what a cached fit holds changes (2: bounded diagnostics; 3: ĝ from amplitudes at t)
 
 
 def gradient_key(lr_step: float, momentum: float) -> str:
@@ -215,6 +215,11 @@ class KoopmanRecording:
         both = fit.combine_many(
             [fit.fixed_point_weights(), fit.gradient_weights(last, self.lr * self.stride, self.momentum)]
         )
+        if not torch.isfinite(both).all():
+            raise KoopsweepError(
+                f"the Koopman fit of window {self.key} gives a non-finite θ* or ĝ: it cannot score weights "
+                "(see koopman/residual in the log; try koopman.rank_tol=1e-10 or another koopman.window)"
+            )
         vectors = self._load_cache()
         vectors.update(
             {

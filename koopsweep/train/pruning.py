@@ -5,6 +5,7 @@ Koopman runs also report their fit here: the chosen eigenvalue, the diagnostics 
 
 from __future__ import annotations
 
+import logging
 import time
 
 import torch
@@ -12,12 +13,14 @@ import torch
 from koopsweep.koopman.dmd import DIAGNOSTICS
 from koopsweep.prune import MaskSet, select_keep
 from koopsweep.prune.gradients import average_gradient
-from koopsweep.prune.metrics import overlap
+from koopsweep.prune.metrics import layer_sparsity, overlap
 from koopsweep.prune.scorers import GradientMagnitudeScorer, PruneContext
 from koopsweep.report.spectrum import save_run_spectrum
 from koopsweep.tracking import Tracker
 from koopsweep.train.koopman_recording import FitVectors
 from koopsweep.train.session import Run
+
+log = logging.getLogger(__name__)
 
 
 def prune_context(run: Run, koopman_fit: FitVectors | None = None) -> PruneContext:
@@ -94,5 +97,12 @@ def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
     masks = MaskSet(run.space, keep)
     masks.apply(run.model)
     run.trainer.masks = masks
+    collapsed = [name for name, share in layer_sparsity(run.model, run.space, masks).items() if share == 1.0]
+    run.metrics["mask/collapsed_layers"] = len(collapsed)
+    if collapsed:
+        log.warning(
+            "%s removed every weight of %s (layer collapse): the network is cut and fine-tuning cannot repair it",
+            *(pruner.name, ", ".join(collapsed)),
+        )
     run.timed("prune", time.perf_counter() - start)
     return masks
