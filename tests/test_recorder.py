@@ -247,12 +247,9 @@ def test_memory_window_has_the_disk_windows_gram_and_fit(tmp_path):
     z = trajectory(count=41, numel=3001)
     disk = record(tmp_path / "w", z, chunk_size=8)
     recorder = MemoryRecorder(LAYOUT, z.shape[1], capacity=z.shape[0], chunk_size=8)
-    inline = MemoryRecorder(LAYOUT, z.shape[1], capacity=z.shape[0], chunk_size=8, background=False)
     for row in z:
         recorder.append(row)
-        inline.append(row)
     memory = recorder.close()
-    assert torch.equal(memory.increment_gram, inline.close().increment_gram)  # the worker thread changes no bit
     assert memory.count == 41 and memory.numel == 3001
     assert not any(p.name.startswith("chunk") for p in tmp_path.iterdir())  # nothing written besides the disk one
     assert torch.allclose(memory.increment_gram, disk.increment_gram, rtol=1e-13, atol=1e-13)
