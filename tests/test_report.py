@@ -302,3 +302,40 @@ def test_results_written_before_the_metric_names_were_unified_still_read(tmp_pat
     row_old, _ = read_run(tmp_path / "old" / "results.json")
     assert row_old["sparsity"] == row_new["sparsity"] == 0.75
     assert row_old["compression"] == row_new["compression"] == pytest.approx(TOTAL / (TOTAL - 0.75 * PRUNABLE))
+
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "report_sample"
+MNIST_RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results" / "mnist"
+
+
+def redraw_committed(committed: Path, tmp_path: Path) -> None:
+    """Copy a committed report's data (runs.csv, spectra.jsonl) alone, redraw it, compare with what is committed."""
+    import re
+    import shutil
+
+    folder = tmp_path / committed.name
+    folder.mkdir()
+    for name in ("runs.csv", "spectra.jsonl"):
+        shutil.copy(committed / name, folder / name)
+    main([str(folder)])
+    expected = (committed / "summary.md").read_text()
+    redrawn = (folder / "summary.md").read_text()
+
+    def tables(text: str) -> str:  # everything after the figure list: agreement and result tables
+        return text[text.index("\n## Agreement") :]
+
+    assert tables(redrawn) == tables(expected)
+    figures = re.findall(r"!\[(\w+)\]\(\1\.png\)", expected)
+    assert figures and figures == re.findall(r"!\[(\w+)\]\(\1\.png\)", redrawn)
+    for name in figures:
+        assert (folder / f"{name}.png").stat().st_size > 10_000, name
+
+
+def test_a_committed_sample_of_the_mnist_results_redraws_from_its_data(tmp_path: Path) -> None:
+    """tests/data/report_sample is a slice of docs/results/mnist (every experiment, a few cells)."""
+    redraw_committed(SAMPLE, tmp_path)
+
+
+@pytest.mark.slow
+def test_the_committed_mnist_reproduction_redraws_from_its_data(tmp_path: Path) -> None:
+    redraw_committed(MNIST_RESULTS, tmp_path)

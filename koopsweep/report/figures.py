@@ -33,6 +33,7 @@ ACC_AXIS = "test accuracy (%)"
 GAP_PAIRS = (("kmp", "gmp"), ("kgp", "ggp"))  # a Koopman method and the baseline it is claimed to match
 MAX_TIMES_PER_COMPRESSION_FIGURE = 3  # groups pruned at more times are shown against time instead
 SPECTRUM_TIMES = 4  # pruning times shown in the complex plane per group
+PERCENT = (0.0, 100.0)  # accuracies and overlaps in %: their bands stop at the range
 Built = Figure | str
 
 
@@ -126,7 +127,7 @@ def accuracy_vs_compression(data: Data) -> Built:
             for (method,), runs in group(cell, ["method"]).items():
                 line = curve(runs, "level", x, column, scale=100)
                 if line is not None:
-                    line_with_band(ax, line, **method_style(method))
+                    line_with_band(ax, line, bounds=PERCENT, **method_style(method))
             if dense:
                 ax.axhline(100 * dense[0], label="dense network", **DENSE)
             log2_axis(ax, max(values(cell, x)))
@@ -160,7 +161,7 @@ def overlap_vs_time(data: Data) -> Built:
         for (amount,), runs in group(panel, ["level"]).items():
             line = curve(runs, "prune_epoch", "prune_epoch", f"overlap_{reference}", scale=100)
             if line is not None:
-                line_with_band(ax, line, color=colour(amount), marker="o", label=level_label(runs[0]))
+                line_with_band(ax, line, bounds=PERCENT, color=colour(amount), marker="o", label=level_label(runs[0]))
         ax.axhline(
             100 * MIN_OVERLAP, color="0.5", linestyle=":", linewidth=1.2, label=f"{100 * MIN_OVERLAP:g} % overlap"
         )
@@ -192,7 +193,7 @@ def accuracy_vs_time(data: Data) -> Built:
                 for (method,), runs in group(cell, ["method"]).items():
                     line = curve(runs, "prune_epoch", "prune_epoch", column, scale=100)
                     if line is not None:
-                        line_with_band(ax, line, **method_style(method))
+                        line_with_band(ax, line, bounds=PERCENT, **method_style(method))
                 if dense is not None:
                     ax.plot(dense.x, dense.mean, label="dense network at pruning time", **DENSE)
                 ax.set_title(f"{level_label(cell[0])}, {stage}")

@@ -66,14 +66,21 @@ def panel_list(count: int, title: str, max_cols: int = 3) -> tuple[Figure, list[
     return fig, flat[:count]
 
 
-def line_with_band(ax: Axes, line: Curve, log_y: bool = False, **style: Any) -> None:
-    """Mean as a line with markers, ± one std over seeds as a translucent band (none for a single seed)."""
+def line_with_band(
+    ax: Axes, line: Curve, log_y: bool = False, bounds: tuple[float, float] | None = None, **style: Any
+) -> None:
+    """Mean as a line with markers, ± one std over seeds as a translucent band (none for a single seed).
+
+    ``bounds`` clips the band to the quantity's range (a percentage cannot pass 100 however wide the spread).
+    """
     ax.plot(line.x, line.mean, **style)
     if np.any(line.std > 0):
-        low = line.mean - line.std
+        low, high = line.mean - line.std, line.mean + line.std
+        if bounds is not None:
+            low, high = np.clip(low, *bounds), np.clip(high, *bounds)
         if log_y:  # a band reaching zero would stretch a log axis down to nothing
             low = np.where(low > 0, low, line.mean / 10)
-        ax.fill_between(line.x, low, line.mean + line.std, color=style.get("color"), alpha=0.18, linewidth=0)
+        ax.fill_between(line.x, low, high, color=style.get("color"), alpha=0.18, linewidth=0)
 
 
 def legend_columns(labels: Sequence[str], width_in: float, fontsize_pt: float = 10.0) -> int:
