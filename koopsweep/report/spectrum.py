@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 CIRCLE = np.exp(1j * np.linspace(0.0, 2.0 * np.pi, 400))
 
@@ -53,6 +54,9 @@ def save_run_spectrum(
     caption = f"chosen λ = {chosen.real:.6f}{chosen.imag:+.6f}i (|λ-1| = {abs(chosen - 1):.2e}), {len(lam)} eigenvalues"
     path = Path(run_dir) / "figures" / ("koopman_spectrum" + ("" if step is None else f"_step{step}") + ".png")
     path.parent.mkdir(parents=True, exist_ok=True)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # only Koopman runs draw: GMP cells skip the import
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(9.5, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     whole, zoom = fig.subplots(1, 2)
