@@ -388,3 +388,14 @@ def test_invalid_inputs_raise_clear_errors():
         fit_dmd(torch.zeros(5, 10))
     with pytest.raises(ValueError, match="rank_tol"):
         fit_dmd(torch.randn(5, 10), rank_tol=1.5)
+
+
+def test_a_non_finite_fit_vector_is_one_line_not_scores():
+    from koopsweep.errors import KoopsweepError
+    from koopsweep.koopman.dmd import require_finite
+
+    fine = torch.ones(3, dtype=F64)
+    assert require_finite(fine, "ĝ") is fine
+    with pytest.raises(KoopsweepError, match="non-finite ĝ") as info:
+        require_finite(torch.tensor([1.0, float("inf")]), "ĝ")
+    assert "\n" not in str(info.value)

@@ -195,6 +195,16 @@ def _window_error(lam: torch.Tensor, block0: torch.Tensor, target: torch.Tensor)
     return min(error, 1.0) if math.isfinite(error) else 1.0
 
 
+def require_finite(vectors: torch.Tensor, what: str) -> torch.Tensor:
+    """``vectors`` unchanged when every entry is finite; else one line: such a fit cannot score weights."""
+    if not torch.isfinite(vectors).all():
+        raise KoopsweepError(
+            f"the Koopman fit gives a non-finite {what}: it cannot score weights "
+            "(see koopman/residual in the log; try koopman.rank_tol=1e-10 or another koopman.window)"
+        )
+    return vectors
+
+
 class DMDFit:
     """The result of ``fit_dmd``: spectrum, amplitudes, and parameter-space vectors on demand (one pass each)."""
 
@@ -307,13 +317,7 @@ class DMDFit:
         ĝ(t) = −(1/η) Re Σ_j (λ_j − 1)(1 − β/λ_j) a_j ϕ_j, with a = Φ⁺x(t) (``amplitudes_at``).
         Plain gradient descent is β = 0. Exact for a quadratic loss; with β > 0 only with delays ≥ 1.
         """
-        g = self.combine(self.gradient_weights(t, lr, momentum)).to(dtype)
-        if not torch.isfinite(g).all():
-            raise KoopsweepError(
-                "the Koopman gradient reconstruction is not finite: the window's fit is unusable for KGP "
-                "(check koopman/residual; try koopman.rank_tol=1e-10 or a shorter koopman.window)"
-            )
-        return g
+        return require_finite(self.combine(self.gradient_weights(t, lr, momentum)), "ĝ").to(dtype)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able record of the fit (for results.json and W&B)."""

@@ -132,11 +132,6 @@ class ParamSpace:
             raise ValueError(f"expected a vector of {self.numel} values, got shape {tuple(vector.shape)}")
         return {s.name: vector[s.offset : s.stop].view(s.shape) for s in self.slots}
 
-    def load_into(self, model: nn.Module, vector: torch.Tensor) -> None:
-        """Copy ``vector`` into the prunable parameters of ``model``."""
-        for tensor, part in zip(self.tensors(model), self.unflatten(vector).values()):
-            tensor.copy_(part.to(tensor.dtype))
-
     def split(self, vector: torch.Tensor) -> list[torch.Tensor]:
         """Per-tensor flat slices of ``vector``, in layout order."""
         return [vector[s.offset : s.stop] for s in self.slots]

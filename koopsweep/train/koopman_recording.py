@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from koopsweep.errors import ArtifactError, KoopsweepError
+from koopsweep.errors import ArtifactError
 from koopsweep.koopman import SnapshotHook, SnapshotRecorder, SnapshotWindow, fit_dmd
+from koopsweep.koopman.dmd import require_finite
 from koopsweep.koopman.memory import MemoryRecorder, MemoryWindow, memory_budget, window_bytes
 from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
 from koopsweep.store.trunk import Trunk
@@ -215,11 +216,7 @@ class KoopmanRecording:
         both = fit.combine_many(
             [fit.fixed_point_weights(), fit.gradient_weights(last, self.lr * self.stride, self.momentum)]
         )
-        if not torch.isfinite(both).all():
-            raise KoopsweepError(
-                f"the Koopman fit of window {self.key} gives a non-finite θ* or ĝ: it cannot score weights "
-                "(see koopman/residual in the log; try koopman.rank_tol=1e-10 or another koopman.window)"
-            )
+        require_finite(both, f"θ* or ĝ for window {self.key}")
         vectors = self._load_cache()
         vectors.update(
             {
