@@ -19,4 +19,5 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "report": _lazy("report"),
     "agent": _lazy("agent"),
     "dashboard": _lazy("dashboard"),
+    "export": _lazy("export"),
 }

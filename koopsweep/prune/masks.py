@@ -43,3 +43,19 @@ class MaskSet:
 
     def state_dict(self) -> dict:
         return {"layout_hash": self.space.layout_hash, "keep": self.keep.cpu()}
+
+    def by_name(self) -> dict[str, torch.Tensor]:
+        """The keep-mask per parameter name, shaped like the parameter (bool, CPU): what other tools read."""
+        return {name: part.cpu().clone() for name, part in self.space.unflatten(self.keep).items()}
+
+    @classmethod
+    def from_named(cls, space: ParamSpace, named: dict[str, torch.Tensor]) -> MaskSet:
+        """The MaskSet of per-parameter keep-masks (``by_name``'s output); ValueError when they do not fit ``space``."""
+        missing = [slot.name for slot in space.slots if slot.name not in named]
+        extra = sorted(set(named) - set(space.names))
+        if missing or extra:
+            raise ValueError(f"masks do not match the prunable parameters: missing {missing}, unexpected {extra}")
+        wrong = [s.name for s in space.slots if tuple(named[s.name].shape) != s.shape]
+        if wrong:
+            raise ValueError(f"masks of {wrong} do not have their parameters' shapes")
+        return cls(space, torch.cat([named[s.name].reshape(-1).to(torch.bool) for s in space.slots]))

@@ -19,6 +19,7 @@ from koopsweep.atomic import write_json_atomic
 from koopsweep.prune.flops import flop_metrics
 from koopsweep.prune.metrics import layer_sparsity, parameter_counts
 from koopsweep.results import results_record, summary_table
+from koopsweep.runfolder import MODEL, RESULTS, save_masks
 from koopsweep.store import branch_id, trunk_id, trunk_spec
 from koopsweep.store.artifacts import save_checked
 from koopsweep.store.store import Store
@@ -72,13 +73,15 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
             trunk.remove()
             store.tidy_branch(branch)
         results = _record(run, status, trunk.id, branch, resolved, wall)
-        save_checked(run.out_dir / "model.pt", {k: v.cpu() for k, v in run.model.state_dict().items()})
-        write_json_atomic(run.out_dir / "results.json", results)
+        save_checked(run.out_dir / MODEL, {k: v.cpu() for k, v in run.model.state_dict().items()})
+        if run.trainer.masks is not None:
+            save_masks(run.out_dir, run.trainer.masks)
+        write_json_atomic(run.out_dir / RESULTS, results)
         tracker.summary(run.metrics)
         _log_tables(tracker, run, results)
         tracker.finish(status, exit_code=exit_code if status == "preempted" else None)
     print(summary_table(results))
-    print(f"results: {run.out_dir / 'results.json'}")
+    print(f"results: {run.out_dir / RESULTS}")
     if status == "preempted":
         print(
             f"koopsweep: stopped at iteration {run.metrics['run/preempted_at']}; state saved: "
