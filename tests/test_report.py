@@ -115,7 +115,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_runs_csv_has_one_row_per_run_with_flat_columns(report: tuple[Path, str, str]) -> None:
+def test_runs_csv_has_one_row_per_run_with_flat_columns(report: tuple[Path, str, str], sweep: Path) -> None:
     out, stdout, _ = report
     rows = read_csv(out / "runs.csv")
     assert len(rows) == 25  # 24 finished + 1 diverged; the broken file and the superseded copy left out
@@ -129,7 +129,7 @@ def test_runs_csv_has_one_row_per_run_with_flat_columns(report: tuple[Path, str,
     assert float(row["final_acc"]) == pytest.approx(accuracies("kmp", 0.75, 2, 1)[2])
     assert float(row["overlap_gmp"]) == pytest.approx(0.885) and row["overlap_ggp"] == ""
     assert float(row["koopman_distance_to_1"]) == pytest.approx(2e-3) and row["koopman_rank"] == "52"
-    assert row["path"].endswith("results.json") and Path(row["path"]).is_file()
+    assert row["path"] == "kmp/t2/21/results.json" and (sweep / row["path"]).is_file()  # relative to the input
 
 
 def test_summary_gives_mean_and_std_over_seeds(report: tuple[Path, str, str]) -> None:
@@ -339,3 +339,124 @@ def test_a_committed_sample_of_the_mnist_results_redraws_from_its_data(tmp_path:
 @pytest.mark.slow
 def test_the_committed_mnist_reproduction_redraws_from_its_data(tmp_path: Path) -> None:
     redraw_committed(MNIST_RESULTS, tmp_path)
+
+
+# ------------------------------------------------------------------------------------- what a report writes
+def test_paths_are_relative_to_the_inputs_and_no_written_file_names_the_machine(
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r"
+    main([str(sweep / "gmp" / "t1"), str(sweep / "kmp" / "t1"), "--out", str(out)])
+    rows = read_csv(out / "runs.csv")
+    assert rows and all(r["path"].startswith(("gmp/t1/", "kmp/t1/")) for r in rows)  # from the inputs' parent
+    assert all((sweep / r["path"]).is_file() for r in rows)
+    for path in out.iterdir():
+        if path.suffix in (".csv", ".md", ".jsonl"):
+            assert str(sweep) not in path.read_text() and str(tmp_path) not in path.read_text(), path.name
+
+
+def test_an_older_runs_csv_with_absolute_paths_is_redrawn_with_relative_ones(
+    report: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    import shutil
+
+    out, _, _ = report
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    shutil.copy(out / "spectra.jsonl", legacy / "spectra.jsonl")
+    rows = read_csv(out / "runs.csv")
+    with (legacy / "runs.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "path": f"/private/grid/outputs/{r['path']}"} for r in rows)
+    main([str(legacy)])
+    assert [r["path"] for r in read_csv(legacy / "runs.csv")] == [r["path"] for r in rows]
+
+
+def report_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_redraw_that_fails_half_way_leaves_the_previous_report_whole(
+    sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from koopsweep.report import figures
+
+    out = tmp_path / "r"
+    main([str(sweep / "gmp" / "t1"), str(sweep / "kmp" / "t1"), "--out", str(out)])
+    (out / "README.md").write_text("notes kept beside the report\n")
+    before = report_files(out)
+    original = figures.save
+    calls: list[Path] = []
+
+    def save_then_fail(figure, path: Path) -> Path:
+        calls.append(original(figure, path))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if stopped between two figures
+        return calls[-1]
+
+    monkeypatch.setattr(figures, "save", save_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        main([str(sweep), "--out", str(out)])
+    assert report_files(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+    monkeypatch.setattr(figures, "save", original)
+    main([str(sweep / "gmp" / "t1"), "--out", str(out)])  # a report that now skips figures the old one drew
+    assert (out / "README.md").read_text() == "notes kept beside the report\n"  # carried over
+    assert not (out / "spectrum_complex_plane.png").exists() and "spectrum_complex_plane.png" in before
+    assert len(read_csv(out / "runs.csv")) == 6 and sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_a_redraw_killed_half_way_leaves_the_previous_report_whole(sweep: Path, tmp_path: Path) -> None:
+    """SIGKILL while the figures are drawn: the old folder is untouched; the next report removes the leftover."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "r"
+    main([str(sweep / "gmp" / "t1"), "--out", str(out)])
+    before = report_files(out)
+    marker = tmp_path / "drawing"
+    script = f"""
+import time
+from pathlib import Path
+from koopsweep.report import figures
+original = figures.save
+def save(figure, path):
+    original(figure, path)
+    Path({str(marker)!r}).touch()
+    time.sleep(60)
+figures.save = save
+from koopsweep.commands.report import main
+main([{str(sweep)!r}, "--out", {str(out)!r}])
+"""
+    child = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the child never drew a figure"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert report_files(out) == before
+    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".r.report-")]
+    assert len(leftovers) == 1 and (leftovers[0] / "runs.csv").is_file()  # the cut redraw, beside the report
+    main([str(sweep / "gmp" / "t1"), "--out", str(out)])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".r.report-")]
+
+
+def test_a_folder_that_is_not_a_report_is_never_replaced(sweep: Path, tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("x")
+    with pytest.raises(ConfigError, match="holds files but no report"):
+        main([str(sweep / "gmp" / "t1"), "--out", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_two_folders_are_exchanged_in_one_step(tmp_path: Path) -> None:
+    from koopsweep.atomic import exchange_paths
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "from_a").touch()
+    if not exchange_paths(tmp_path / "a", tmp_path / "b"):
+        pytest.skip("this file system cannot exchange paths (the report falls back to two renames)")
+    assert (tmp_path / "b" / "from_a").exists() and not any((tmp_path / "a").iterdir())

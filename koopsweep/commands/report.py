@@ -74,8 +74,17 @@ def _say(message: str) -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-    from koopsweep.report.collect import COLUMNS, SPECTRA_JSONL, collect, is_table_folder, read_table, write_spectra
+    from koopsweep.report.collect import (
+        COLUMNS,
+        RUNS_CSV,
+        SPECTRA_JSONL,
+        collect,
+        is_table_folder,
+        read_table,
+        write_spectra,
+    )
     from koopsweep.report.figures import make_figures
+    from koopsweep.report.output import SUMMARY, staged_folder
     from koopsweep.report.stats import repeated_seeds
     from koopsweep.report.tables import describe_counts, summary_markdown, write_csv
 
@@ -125,13 +134,15 @@ def main(argv: Sequence[str]) -> None:
         )
 
     out = args.out or (paths[0] if table else Path("reports") / time.strftime("%Y-%m-%d_%H-%M-%S"))
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"wrote {write_csv(collection.rows, [*COLUMNS, *extra], out / 'runs.csv')} ({len(collection.rows)} runs)")
+    with staged_folder(out) as stage:  # the whole folder appears at once, or the previous report stays
+        write_csv(collection.rows, [*COLUMNS, *extra], stage / RUNS_CSV)
+        if collection.spectra:
+            write_spectra(collection.spectra, stage / SPECTRA_JSONL)
+        figures = make_figures(collection.rows, collection.spectra, stage, args.format, keys)
+        (stage / SUMMARY).write_text(summary_markdown(collection, keys, figures))
+    print(f"wrote {out / RUNS_CSV} ({len(collection.rows)} runs)")
     if collection.spectra:
-        print(f"wrote {write_spectra(collection.spectra, out / SPECTRA_JSONL)} ({len(collection.spectra)} spectra)")
-    figures = make_figures(collection.rows, collection.spectra, out, args.format, keys)
-    summary = out / "summary.md"
-    summary.write_text(summary_markdown(collection, keys, figures))
-    print(f"wrote {summary}")
+        print(f"wrote {out / SPECTRA_JSONL} ({len(collection.spectra)} spectra)")
+    print(f"wrote {out / SUMMARY}")
     for fig in figures:
-        print(f"wrote {fig.path} ({fig.note})" if fig.path else f"skipped {fig.name}: {fig.note}")
+        print(f"wrote {out / fig.path.name} ({fig.note})" if fig.path else f"skipped {fig.name}: {fig.note}")

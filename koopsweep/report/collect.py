@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,11 @@ class Collection:
     extra_columns: list[str] = field(default_factory=list)
     spectra: list[Row] = field(default_factory=list)
     source: str = "results.json"
+    base: Path | None = None  # the folder row paths are relative to (None: they were read from a runs.csv)
+
+    def shown(self, path: Path | str) -> str:
+        """A path as the report writes it: relative to the inputs, never the machine's absolute folder."""
+        return relative_path(path, self.base) if self.base is not None else Path(path).name
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -96,6 +102,18 @@ def dotted(tree: Any, path: str) -> Any:
 def _kept(value: Any) -> int | float | None:
     """A metric as stored (counts stay integers), or None when it is not a finite number."""
     return value if number(value) is not None else None
+
+
+def input_base(paths: Sequence[Path]) -> Path:
+    """The folder a report's paths are relative to: the one folder given, or the common parent of all inputs."""
+    folders = [str(p.resolve() if p.is_dir() else p.resolve().parent) for p in paths]
+    return Path(os.path.commonpath(folders))
+
+
+def relative_path(path: Path | str, base: Path) -> str:
+    """``path`` relative to ``base`` (POSIX separators), so a report's copy on another machine names no private
+    folder."""
+    return Path(os.path.relpath(path, base)).as_posix()
 
 
 def find_results(paths: Iterable[Path]) -> list[Path]:
@@ -230,6 +248,9 @@ def collect(paths: Sequence[Path], extra: Sequence[str] = ()) -> Collection:
             spectra[row["path"]] = spectrum
     result.rows, result.superseded = _latest_per_run(rows, mtimes)
     result.spectra = _distinct_spectra(spectra[r["path"]] for r in result.rows if r["path"] in spectra)
+    result.base = input_base(paths)
+    for row in result.rows:
+        row["path"] = relative_path(row["path"], result.base)
     return result
 
 
@@ -270,11 +291,23 @@ def read_table(folder: Path, extra: Sequence[str] = ()) -> Collection:
     for row in rows:
         for column in (*COLUMNS, *extra):
             row.setdefault(column, None)
+    _portable(rows)
     spectra: list[Row] = []
     path = folder / SPECTRA_JSONL
     if path.is_file():
         spectra = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return Collection(roots=[folder], files=1, rows=rows, extra_columns=list(extra), spectra=spectra, source=RUNS_CSV)
+
+
+def _portable(rows: list[Row]) -> None:
+    """Absolute paths of a runs.csv written before paths were relative: made relative to their common folder."""
+    absolute = [row["path"] for row in rows if isinstance(row["path"], str) and os.path.isabs(row["path"])]
+    if not absolute:
+        return
+    base = Path(os.path.commonpath([os.path.dirname(p) for p in absolute]))
+    for row in rows:
+        if isinstance(row["path"], str) and os.path.isabs(row["path"]):
+            row["path"] = relative_path(row["path"], base)
 
 
 def write_spectra(spectra: Sequence[Row], path: Path) -> Path:

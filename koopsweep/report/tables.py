@@ -78,7 +78,7 @@ def describe_counts(collection: Collection) -> str:
 
 def summary_markdown(collection: Collection, keys: Sequence[str], figures: Sequence[FigureResult]) -> str:
     """The whole summary.md: provenance, figures (embedded) and skipped ones, result tables, failures."""
-    roots = ", ".join(f"`{r}`" for r in collection.roots)
+    roots = ", ".join(f"`{r.name if r.is_absolute() else r.as_posix()}`" for r in collection.roots)
     lines = [
         "# koopsweep report",
         "",
@@ -119,5 +119,10 @@ def summary_markdown(collection: Collection, keys: Sequence[str], figures: Seque
         ]
         lines += _table(["status", "experiment", "method", "fraction", "pruned at", "seed", "path"], rows)
     if collection.unreadable:
-        lines += ["", "## Unreadable files", "", *(f"- `{p}`: {why}" for p, why in collection.unreadable)]
+        lines += [
+            "",
+            "## Unreadable files",
+            "",
+            *(f"- `{collection.shown(p)}`: {why}" for p, why in collection.unreadable),
+        ]
     return "\n".join(lines) + "\n"
