@@ -30,6 +30,13 @@ def save_masks(folder: Path, masks: MaskSet) -> Path:
     return path
 
 
+def artifact_files(folder: Path) -> list[Path]:
+    """The files that make a copy of the run folder exportable: the record, the weights, the masks, their checksums."""
+    folder = Path(folder)
+    names = (RESULTS, MODEL, f"{MODEL}.sha256", MASKS, f"{MASKS}.sha256")
+    return [folder / name for name in names]
+
+
 def masks_space(masks: dict[str, torch.Tensor]) -> ParamSpace:
     """The ParamSpace the masks were written over (their names and shapes, in order)."""
     return ParamSpace(list(masks), [tuple(m.shape) for m in masks.values()])

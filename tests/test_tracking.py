@@ -1,4 +1,4 @@
-"""Tracker: mode resolution, offline runs in tmp dirs (4 wandb.init calls in all), disabled no-ops, spectrum PNG."""
+"""Tracker: mode resolution, offline runs in tmp dirs, disabled no-ops, spectrum PNG, the model artifact."""
 
 from __future__ import annotations
 
@@ -333,3 +333,49 @@ def test_a_run_plots_itself_dense_drop_and_recovery_declared_metrics_and_tables(
     assert state["summary"]["run/status"] == "finished" and state["summary"]["mask/sparsity"] == pytest.approx(
         0.95, 1e-3
     )
+
+
+def _artifacts(folder: Path) -> list[Any]:
+    _offline_state(folder)  # waits for the log to be complete
+    return [rec.artifact for rec in _records(folder) if rec.WhichOneof("record_type") == "artifact"]
+
+
+def test_a_finished_run_logs_its_model_and_masks_as_one_model_artifact(
+    wandb_offline: Path, make_cfg, tiny, tmp_path: Path
+) -> None:
+    """Offline, as it will be synced: type model, a collection per trunk, the cell's alias, the record's numbers."""
+    from koopsweep.train.run import run_experiment
+
+    cfg = make_cfg([*tiny, "pruner=kmp", "pruner.compression=4", "schedule.prune_at=1ep", "logger.mode=offline"])
+    results = run_experiment(cfg)
+    (folder,) = (Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*")
+    (model,) = [a for a in _artifacts(folder) if a.type == "model"]
+    step = results["iterations"]["prune_at"]
+    assert model.name == f"lenet_300_100-synthetic-seed0-{results['trunk_id']}"
+    assert sorted(model.aliases) == sorted([f"kmp-4x-t{step}", "latest"])
+    assert sorted(entry.path for entry in model.manifest.contents) == [
+        "masks.pt",
+        "masks.pt.sha256",
+        "model.pt",
+        "model.pt.sha256",
+        "results.json",
+    ]
+    meta, m = json.loads(model.metadata), results["metrics"]
+    assert (meta["method"], meta["compression_target"], meta["prune_at"]) == ("kmp", 4.0, step)
+    assert meta["final/test_acc"] == m["final/test_acc"] and meta["pruned/test_acc"] == m["pruned/test_acc"]
+    assert (meta["trunk_id"], meta["branch_id"]) == (results["trunk_id"], results["branch_id"])
+
+
+def test_an_artifact_that_cannot_be_logged_never_fails_the_run(
+    wandb_offline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from koopsweep.tracking.model_artifact import compression_label
+
+    with Tracker.start("offline", "koopsweep", run_dir=tmp_path, resolved_config={}) as tracker:
+        assert not tracker.log_artifact("m", "model", [tmp_path / "gone.pt"], {"method": "kmp"}, ["kmp-16x-t5"])
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("koopsweep:")]
+    assert len(lines) == 1 and lines[0].startswith("koopsweep: warning: W&B artifact m not logged")
+    state = _offline_state(tracker.offline_dir)
+    assert state["summary"]["run/status"] == "finished" and state["exit_code"] == 0
+    assert compression_label({"compression_target": 16.0}) == "16"
+    assert compression_label({"compression_target": None, "metrics": {"mask/compression": 4.9012}}) == "4.9"

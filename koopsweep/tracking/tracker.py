@@ -259,6 +259,28 @@ class Tracker:
                 row[STEP] = iteration
             self._run.log(row)
 
+    def log_artifact(
+        self, name: str, kind: str, files: Sequence[Path], metadata: Mapping[str, Any], aliases: Sequence[str] = ()
+    ) -> bool:
+        """Log ``files`` as one W&B artifact (offline runs keep it for `wandb sync`); True when logged.
+
+        Never fails the run: the results are already on disk, so any error (a file gone, a server refusing the
+        upload) is one warning line and False.
+        """
+        if not self._active():
+            return False
+        try:
+            import wandb
+
+            artifact = wandb.Artifact(name, type=kind, metadata=dict(metadata))
+            for path in files:
+                artifact.add_file(str(path), name=Path(path).name)
+            self._run.log_artifact(artifact, aliases=list(aliases))
+        except Exception as exc:
+            print(f"koopsweep: warning: W&B artifact {name} not logged: {first_line(exc)}", file=sys.stderr)
+            return False
+        return True
+
     # -- finishing -----------------------------------------------------------------------------------------------
 
     def finish(self, status: str = "finished", exit_code: int | None = None) -> None:

@@ -19,12 +19,13 @@ from koopsweep.atomic import write_json_atomic
 from koopsweep.prune.flops import flop_metrics
 from koopsweep.prune.metrics import layer_sparsity, parameter_counts
 from koopsweep.results import results_record, summary_table
-from koopsweep.runfolder import MODEL, RESULTS, save_masks
+from koopsweep.runfolder import MODEL, RESULTS, artifact_files, save_masks
 from koopsweep.store import branch_id, trunk_id, trunk_spec
 from koopsweep.store.artifacts import save_checked
 from koopsweep.store.store import Store
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import Tracker, run_identity
+from koopsweep.tracking.model_artifact import ARTIFACT_TYPE, model_artifact
 from koopsweep.train.dense import train_trunk
 from koopsweep.train.loop import Diverged
 from koopsweep.train.preempt import Preempted, catch_stop_signals
@@ -79,6 +80,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         write_json_atomic(run.out_dir / RESULTS, results)
         tracker.summary(run.metrics)
         _log_tables(tracker, run, results)
+        if status == "finished" and run.trainer.masks is not None:
+            artifact = model_artifact(results)
+            files = artifact_files(run.out_dir)
+            tracker.log_artifact(artifact.name, ARTIFACT_TYPE, files, artifact.metadata, artifact.aliases)
         tracker.finish(status, exit_code=exit_code if status == "preempted" else None)
     print(summary_table(results))
     print(f"results: {run.out_dir / RESULTS}")
