@@ -108,8 +108,9 @@ def cmd_gc(store: Store, older_than_days: float | None, everything: bool, window
 
     done, total = 0, 0
     for path in gc_candidates(store, older_than_days, everything, windows):
-        lock = store.lock_of(path)
-        with try_hold(lock) if lock is not None else contextlib.nullcontext() as busy:
+        with contextlib.ExitStack() as held:
+            holders = (held.enter_context(try_hold(lock)) for lock in store.locks_of(path))
+            busy = next((who for who in holders if who is not None), None)
             if busy is not None:
                 print(f"skipping {path.relative_to(store.root)}: in use, locked by {describe(busy)}")
                 continue

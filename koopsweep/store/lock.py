@@ -1,10 +1,15 @@
-"""An exclusive lock file that says who holds it, and whose waiter can still be stopped.
+"""Lock files that say who holds them, and whose waiters can still be stopped: exclusive or shared.
 
 Why not a plain blocking ``flock``: a run waiting for another run's trunk would print nothing for hours and ignore
 SIGTERM until the lock came free (a SLURM preemption then ends in SIGKILL). Here the holder writes its pid, host and
 start time into the lock file, a waiter says once whom it waits for, and it polls with ``LOCK_NB`` so that its
 ``while_waiting`` callback (which raises on a stop signal) runs every ``poll_s``. A lock file deleted while held
 (``store gc``) is detected after acquiring it, and the lock is taken again on the file now at that path.
+
+``shared=True`` takes a shared ``flock`` instead: any number of shared holders at once, none while an exclusive
+one holds the file. Shared holders do not write their name into the file (there may be many); an exclusive waiter
+names "another process". A lock is released by the kernel when its process dies, so a crashed holder never leaves
+a stale lock behind, whichever the kind.
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ def _open(path: Path) -> tuple[IO[str], bool]:
         return open(path), False
 
 
-def _try_lock(handle: IO[str]) -> bool:
+def _try_lock(handle: IO[str], shared: bool = False) -> bool:
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             return False
@@ -78,18 +83,24 @@ def _write_holder(handle: IO[str]) -> None:
 
 @contextlib.contextmanager
 def hold(
-    path: Path, what: str, while_waiting: Callable[[], None] = lambda: None, poll_s: float = POLL_S
+    path: Path,
+    what: str,
+    while_waiting: Callable[[], None] = lambda: None,
+    poll_s: float = POLL_S,
+    shared: bool = False,
 ) -> Iterator[None]:
     """Hold the lock at ``path`` for the body; while another process holds it, say so once and keep polling.
 
-    ``while_waiting`` runs between polls: raise from it (e.g. on SIGTERM) to give up waiting.
+    ``while_waiting`` runs between polls: raise from it (e.g. on SIGTERM) to give up waiting. ``shared`` holders
+    exclude exclusive ones only.
     """
     path = Path(path)
     announced: str | None = None
     while True:
         handle, writable = _open(path)
+        writable = writable and not shared  # shared holders leave the holder's record alone
         try:
-            while not _try_lock(handle):
+            while not _try_lock(handle, shared):
                 who = describe(holder(path))
                 if who != announced:
                     print(f"koopsweep: waiting for {what}: locked by {who}", file=sys.stderr, flush=True)
@@ -114,7 +125,8 @@ def hold(
 
 @contextlib.contextmanager
 def try_hold(path: Path) -> Iterator[dict[str, Any] | None]:
-    """Take the lock without waiting: yields None when taken, else whom it is held by (``{}`` when unknown)."""
+    """Take the lock exclusively without waiting: yields None when taken, else whom it is held by (``{}`` when
+    unknown, e.g. by shared holders)."""
     path = Path(path)
     if not path.exists():
         yield None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from koopsweep.store.trunk import Trunk, remove_empty_dirs
+from koopsweep.store.trunk import READERS, Trunk, remove_empty_dirs
 
 TRUNKS, BRANCHES = "trunks", "branches"
 PRIVATE_TRUNK = "private-trunk"
@@ -65,14 +65,17 @@ class Store:
         folder = self.branches_dir
         return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
-    def lock_of(self, path: Path) -> Path | None:
-        """The trunk lock guarding ``path``: its trunk's, or for a branch folder its private trunk's."""
+    def locks_of(self, path: Path) -> list[Path]:
+        """The trunk locks guarding ``path`` (its trunk's, or for a branch folder its private trunk's): the writers'
+        lock and the readers' one, both to be held before deleting it."""
         parts = Path(path).relative_to(self.root).parts
         if len(parts) >= 2 and parts[0] == TRUNKS:
-            return self.trunks_dir / parts[1] / "lock"
-        if len(parts) >= 2 and parts[0] == BRANCHES:
-            return self.branch_dir(parts[1]) / TRUNKS / PRIVATE_TRUNK / "lock"
-        return None
+            folder = self.trunks_dir / parts[1]
+        elif len(parts) >= 2 and parts[0] == BRANCHES:
+            folder = self.branch_dir(parts[1]) / TRUNKS / PRIVATE_TRUNK
+        else:
+            return []
+        return [folder / "lock", folder / READERS]
 
     @staticmethod
     def subfolders() -> tuple[str, ...]:

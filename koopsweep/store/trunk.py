@@ -1,9 +1,11 @@
 """A trunk: one dense run's states, snapshot windows, Koopman fits and curves under its content id.
 
 Layout inside a trunk's folder (koopsweep.store.store.Store says where that folder is): ``spec.json`` (what the id
-hashes), ``lock``, ``states/it-<iteration>.pt`` (full training states), ``windows/<key>/`` (snapshot chunks and
-Gram, when kept), ``fits/<key>.pt`` (what pruning needs from a Koopman fit), ``curves.jsonl`` (dense curves) and
-``evals.jsonl`` (the dense test evaluation at each pruning time, so the runs pruning there do not repeat it).
+hashes), ``lock`` (held by the one process that extends the trunk), ``readers`` (held shared by the processes
+that only read states already there, and exclusively by whatever deletes them), ``states/it-<iteration>.pt``
+(full training states), ``windows/<key>/`` (snapshot chunks and Gram, when kept), ``fits/<key>.pt`` (what
+pruning needs from a Koopman fit), ``curves.jsonl`` (dense curves) and ``evals.jsonl`` (the dense test evaluation
+at each pruning time, so the runs pruning there do not repeat it).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from koopsweep.store.lock import hold, try_hold
 
 log = logging.getLogger(__name__)
 _STATE_RE = re.compile(r"^it-(\d+)\.pt$")
+READERS = "readers"
 
 
 class Trunk:
@@ -49,6 +52,17 @@ class Trunk:
         """
         with hold(self.path / "lock", f"trunk {self.id}", while_waiting):
             self._write_spec()  # `store gc` may have removed the trunk while we waited
+            yield
+
+    @contextlib.contextmanager
+    def reading(self, while_waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """Shared lock for reading what is already stored, taken beside (not after) a writer's exclusive lock.
+
+        A run whose state and fit are in the store reads them under this lock and never waits for another process
+        that is extending the trunk (states are renamed into place whole, so a reader never sees half of one).
+        Only deleting the trunk (``store gc``, a failed run's tidy-up) excludes readers; that is brief.
+        """
+        with hold(self.path / READERS, f"trunk {self.id} (being removed)", while_waiting, shared=True):
             yield
 
     def _state_path(self, iteration: int) -> Path:
@@ -85,8 +99,8 @@ class Trunk:
 
         What a run that failed early leaves behind: spec.json, the lock file and maybe a few curve lines.
         """
-        with try_hold(self.path / "lock") as busy:
-            if busy is not None or not self.path.is_dir():
+        with try_hold(self.path / "lock") as busy, try_hold(self.path / READERS) as reading:
+            if busy is not None or reading is not None or not self.path.is_dir():
                 return False
             keeps = (self.state_iterations(), _entries(self.path / "windows"), _entries(self.path / "fits"))
             if any(keeps):
@@ -116,6 +130,14 @@ class Trunk:
                 *(self.id, len(discarded), discarded[-1], discarded[0], first_problem, resumed),
             )
         return found
+
+    def read_state(self, iteration: int, layout_hash: str) -> dict[str, Any] | None:
+        """The verified state at exactly ``iteration``, or None; a reader's load: nothing is removed or repaired."""
+        try:
+            expect = {"iteration": iteration, "layout_hash": layout_hash}
+            return load_checked(self._state_path(iteration), expect=expect)
+        except ArtifactError:
+            return None
 
     def _load_or_discard(self, iteration: int, layout_hash: str) -> tuple[dict[str, Any] | None, str | None]:
         path = self._state_path(iteration)

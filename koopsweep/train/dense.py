@@ -6,6 +6,9 @@ later time, or one that was stopped, resumes from the latest state instead of st
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from koopsweep.errors import ArtifactError
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import STEP, Tracker
@@ -26,6 +29,36 @@ def _replay_curve(trunk: Trunk, tracker: Tracker, until: int) -> None:
         tracker.log({STEP: iteration, **{_LEGACY_KEYS.get(k, k): v for k, v in record.items()}})
 
 
+@dataclass(frozen=True)
+class _Ready:
+    fit: FitVectors | None
+
+
+def _read_ready(
+    run: Run, trunk: Trunk, tracker: Tracker, window: KoopmanRecording | None, stop_waiting: Callable[[], None]
+) -> _Ready | None:
+    """Load the state at the pruning time (and the cached fit) when the store already has them; None otherwise.
+
+    Under the trunk's shared lock, beside a process that may hold the exclusive one to extend the trunk: a run
+    that only reads what exists never waits for that extension. Anything missing or damaged is left to the
+    exclusive path, which repairs it.
+    """
+    target = run.plan.prune_at
+    if target not in trunk.state_iterations():
+        return None
+    with trunk.reading(stop_waiting):
+        fit = window.cached(repair=False) if window is not None else None
+        if window is not None and fit is None:
+            return None
+        state = trunk.read_state(target, run.space.layout_hash)
+        if state is None:
+            return None
+        train_state.restore(run.trainer, state, run.space)
+        run.metrics["trunk/reused_iterations"] = target
+        _replay_curve(trunk, tracker, target)
+    return _Ready(fit)
+
+
 def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
     """Bring ``run`` to the pruning time from the trunk; returns the Koopman fit when the pruner needs one.
 
@@ -41,6 +74,9 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
         if signum is not None:
             raise Preempted(run.trainer.iteration, signum)
 
+    ready = _read_ready(run, trunk, tracker, window, stop_waiting)
+    if ready is not None:
+        return ready.fit
     with trunk.lock(stop_waiting):
         fit = window.cached() if window is not None else None
         recording = window if window is not None and fit is None else None

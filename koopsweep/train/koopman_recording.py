@@ -130,19 +130,22 @@ class KoopmanRecording:
         return (self.end - self.start) // self.stride + 1
 
     # -------------------------------------------------------------------------------------------- the cache
-    def _load_cache(self) -> dict[str, Any]:
+    def _load_cache(self, repair: bool = True) -> dict[str, Any]:
         if not self.fit_path.exists():
             return {}
         try:
             return load_checked(self.fit_path, expect={"layout_hash": self.layout_hash})
         except ArtifactError as exc:
-            log.warning("%s; fitting again", exc)
-            remove_checked(self.fit_path)  # rebuilt by this fit, and warned about once
+            if repair:  # only under the trunk's lock; a reader leaves it to the writer
+                log.warning("%s; fitting again", exc)
+                remove_checked(self.fit_path)  # rebuilt by this fit, and warned about once
             return {}
 
-    def cached(self) -> FitVectors | None:
-        """The cached fit when it holds everything this run needs (summary, θ*, ĝ for its lr and momentum)."""
-        vectors = self._load_cache()
+    def cached(self, repair: bool = True) -> FitVectors | None:
+        """The cached fit when it holds everything this run needs (summary, θ*, ĝ for its lr and momentum).
+
+        ``repair=False`` (a reader without the trunk's lock) leaves a damaged cache in place for the writer."""
+        vectors = self._load_cache(repair)
         if all(k in vectors for k in ("summary", "fixed_point", self.gradient_key)):
             return FitVectors(vectors, self.stride)
         return None
