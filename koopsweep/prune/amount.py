@@ -34,10 +34,13 @@ class Amount:
         return self.total / (self.total - self.remove)
 
 
-def from_fraction(fraction: float, prunable: int, total: int) -> Amount:
-    """``round(fraction × prunable)`` parameters, as torch.nn.utils.prune rounds ``amount``."""
+def from_fraction(fraction: float, prunable: int, total: int, prefix: str = "pruner.") -> Amount:
+    """``round(fraction × prunable)`` parameters, as torch.nn.utils.prune rounds ``amount``; ``prefix`` names the
+    setting in messages (``pruner.`` for configs, empty for the Python API)."""
     if not 0.0 <= fraction < 1.0:
-        raise ConfigError(f"pruner.fraction={fraction} is out of range: expected 0 <= fraction < 1 (0.9 = 90 % sparse)")
+        raise ConfigError(
+            f"{prefix}fraction={fraction} is out of range: expected 0 <= fraction < 1 (0.9 = 90 % sparse)"
+        )
     return Amount(int(round(fraction * prunable)), prunable, total)
 
 
@@ -46,17 +49,19 @@ def largest_compression(prunable: int, total: int) -> float:
     return total / (total - prunable + 1)
 
 
-def from_compression(compression: float, prunable: int, total: int, model: str = "the model") -> Amount:
+def from_compression(
+    compression: float, prunable: int, total: int, model: str = "the model", prefix: str = "pruner."
+) -> Amount:
     """Remove ``total − round(total / compression)`` prunable parameters; one line when that is impossible."""
     if not compression >= 1.0:
         raise ConfigError(
-            f"pruner.compression={compression} is out of range: expected >= 1 (total / non-zero parameters)"
+            f"{prefix}compression={compression} is out of range: expected >= 1 (total / non-zero parameters)"
         )
     remove = total - int(round(total / compression))
     if remove >= prunable:
         nonprunable = total - prunable
         raise ConfigError(
-            f"pruner.compression={compression:g} is unreachable for {model}: {nonprunable:,} of its {total:,} "
+            f"{prefix}compression={compression:g} is unreachable for {model}: {nonprunable:,} of its {total:,} "
             f"parameters are not prunable and stay dense, so the largest reachable compression is "
             f"{largest_compression(prunable, total):.4g}x; choose a lower target"
         )
@@ -64,14 +69,19 @@ def from_compression(compression: float, prunable: int, total: int, model: str =
 
 
 def solve(
-    fraction: float | None, compression: float | None, prunable: int, total: int, model: str = "the model"
+    fraction: float | None,
+    compression: float | None,
+    prunable: int,
+    total: int,
+    model: str = "the model",
+    prefix: str = "pruner.",
 ) -> Amount:
-    """The Amount a pruner config asks for (exactly one of ``fraction`` and ``compression`` is set)."""
+    """The Amount a pruner config asks for (at most one of ``fraction`` and ``compression`` is set; neither: 0)."""
     if fraction is not None and compression is not None:
         raise ConfigError(
-            f"pruner.fraction={fraction} and pruner.compression={compression} are both set: give one "
+            f"{prefix}fraction={fraction} and {prefix}compression={compression} are both set: give one "
             "(fraction = share of prunable weights removed; compression = ShrinkBench's total / non-zero target)"
         )
     if compression is not None:
-        return from_compression(compression, prunable, total, model)
-    return from_fraction(0.0 if fraction is None else fraction, prunable, total)
+        return from_compression(compression, prunable, total, model, prefix)
+    return from_fraction(0.0 if fraction is None else fraction, prunable, total, prefix)

@@ -21,8 +21,8 @@ import torch
 
 from koopsweep.errors import ArtifactError
 from koopsweep.koopman import SnapshotHook, SnapshotRecorder, SnapshotWindow, fit_dmd
-from koopsweep.koopman.dmd import require_finite
 from koopsweep.koopman.memory import MemoryRecorder, MemoryWindow, memory_budget, window_bytes
+from koopsweep.koopman.vectors import pruning_vectors
 from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
 from koopsweep.store.trunk import Trunk
 
@@ -215,19 +215,10 @@ class KoopmanRecording:
         snapshots = self._in_memory or SnapshotWindow.open(self.directory, self.layout_hash, verify="lazy")
         self._in_memory = None  # the buffer goes with the fit
         fit = fit_dmd(snapshots, self.rank_tol, self.delays, device=self.device)
-        last = self.expected_count - 1
-        both = fit.combine_many(
-            [fit.fixed_point_weights(), fit.gradient_weights(last, self.lr * self.stride, self.momentum)]
-        )
-        require_finite(both, f"θ* or ĝ for window {self.key}")
+        what = f"θ* or ĝ for window {self.key}"
+        fixed_point, gradient = pruning_vectors(fit, self.lr * self.stride, self.momentum, what)  # as koopsweep.api
         vectors = self._load_cache()
-        vectors.update(
-            {
-                "summary": fit.summary(),
-                "fixed_point": both[:, 0].to(torch.float32).cpu(),
-                self.gradient_key: both[:, 1].to(torch.float32).cpu(),
-            }
-        )
+        vectors.update({"summary": fit.summary(), "fixed_point": fixed_point, self.gradient_key: gradient})
         save_checked(self.fit_path, vectors, {"layout_hash": self.layout_hash})
         if not self.keep_snapshots:
             shutil.rmtree(self.directory, ignore_errors=True)

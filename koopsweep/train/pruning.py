@@ -13,6 +13,7 @@ import torch
 from koopsweep.koopman.dmd import DIAGNOSTICS
 from koopsweep.prune import MaskSet, select_keep
 from koopsweep.prune.gradients import average_gradient
+from koopsweep.prune.methods import choose_keep
 from koopsweep.prune.metrics import layer_sparsity, overlap
 from koopsweep.prune.scorers import GradientMagnitudeScorer, PruneContext
 from koopsweep.report.spectrum import save_run_spectrum
@@ -83,11 +84,10 @@ def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
     """Score, select exactly k parameters, apply the mask, and compare with GMP (and GGP) at the same t, fraction."""
     start = time.perf_counter()
     pruner = run.cfg.pruner
-    scores = run.scorer.scores(ctx).to(run.device)
+    amount = run.amount()
+    keep = choose_keep(run.scorer, ctx, amount.remove, pruner.scope)  # the step koopsweep.api takes too
     if run.scorer.requires_koopman:
         log_koopman(run, ctx, tracker)
-    amount = run.amount()
-    keep = select_keep(scores, amount.remove, run.space, pruner.scope)
     if pruner.compare:
         reference = select_keep(ctx.theta().abs(), amount.remove, run.space, "global")
         run.metrics["overlap/gmp"] = overlap(~keep, ~reference)
