@@ -28,7 +28,7 @@ from koopsweep.koopman.vectors import KoopmanVectors, pruning_vectors
 from koopsweep.prune.amount import solve
 from koopsweep.prune.gradients import average_gradient
 from koopsweep.prune.methods import METHODS, choose_keep, method
-from koopsweep.prune.paramspace import ParamSpace
+from koopsweep.prune.paramspace import ParamSpace, select_parameters
 from koopsweep.prune.scorers import PruneContext
 
 Masks = dict[str, torch.Tensor]
@@ -46,13 +46,11 @@ def classifier_module(model: nn.Module) -> str | None:
 
 
 def prunable_parameters(model: nn.Module) -> list[str]:
-    """ShrinkBench's prunable set: the weights of every conv and linear layer except the classifier's."""
-    classifier = classifier_module(model)
-    return [
-        f"{name}.weight"
-        for name, module in model.named_modules()
-        if isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) and name != classifier
-    ]
+    """ShrinkBench's prunable set, as koopsweep's runs choose it: conv and linear weights, the classifier's aside
+    (a model without ``classifier_name`` has its last Linear taken for its classifier)."""
+    marked = getattr(model, "classifier_name", None)
+    classifier = None if marked else classifier_module(model)
+    return select_parameters(model, ignore=[classifier] if classifier else [])
 
 
 def _space(model: nn.Module, params: Sequence[str] | None) -> ParamSpace:

@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
+from koopsweep.artifacts import load_checked, read_meta, save_checked
 from koopsweep.errors import ArtifactError, ConfigError
 from koopsweep.prune.masks import MaskSet
 from koopsweep.prune.paramspace import ParamSpace
-from koopsweep.store.artifacts import load_checked, read_meta, save_checked
 
 RESULTS, MODEL, MASKS = "results.json", "model.pt", "masks.pt"
 MASKS_FORMAT = "koopsweep-masks"  # sidecar tag: bool keep-masks by parameter name, version 1

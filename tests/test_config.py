@@ -31,7 +31,8 @@ def test_every_option_composes_and_checks(group, option):
 
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_every_experiment_composes(experiment):
-    cfg = compose_config([f"experiment={experiment}"])
+    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data"  # pretrained weights are found here
+    cfg = compose_config([f"experiment={experiment}", f"paths.data_dir={shared}"])
     assert cfg.experiment_name
 
 

@@ -56,7 +56,7 @@ def export(run: Path, fmt: str, out: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_a_finished_run_writes_its_masks_by_parameter_name(finished: tuple[Path, dict]) -> None:
-    from koopsweep.store.artifacts import load_checked, read_meta
+    from koopsweep.artifacts import load_checked, read_meta
 
     run, results = finished
     masks = load_checked(run / "masks.pt")
@@ -121,7 +121,7 @@ def test_prune_export_is_torch_prunes_layout(
 def test_masks_export_is_bool_masks_by_name(
     finished: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from koopsweep.store.artifacts import load_checked
+    from koopsweep.artifacts import load_checked
 
     run, results = finished
     masks = export(run, "masks", tmp_path / "masks.pt", capsys)

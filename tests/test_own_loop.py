@@ -30,7 +30,7 @@ CELL = [
 def test_the_api_gives_the_masks_of_the_frameworks_runs_on_the_same_trajectory(make_cfg) -> None:
     """Four runs (GMP, GGP, KMP, KGP at 4x, one shared trunk), then the same dense steps in a plain loop with the
     API recording the window: every mask is the run's, bit for bit."""
-    from koopsweep.store.artifacts import load_checked
+    from koopsweep.artifacts import load_checked
     from koopsweep.train.run import run_experiment
     from koopsweep.train.session import build_run
 

@@ -19,7 +19,17 @@ from koopsweep.sweeps.files import resolve_sweep, shipped_sweeps, sweeps_dir
 from koopsweep.sweeps.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
-NAMES = ["converged_mnistnet", "converged_resnet20", "smoke", "timing_kgp", "timing_kmp"]
+NAMES = [
+    "converged_mnistnet",
+    "converged_resnet20",
+    "fig1_mnistnet",
+    "fig1_mnistnet_long",
+    "fig1_resnet20",
+    "fig1_resnet56",
+    "smoke",
+    "timing_kgp",
+    "timing_kmp",
+]
 SMOKE = """\
 method: grid
 parameters:

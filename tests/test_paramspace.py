@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from koopsweep.prune.paramspace import ParamSpace
+from koopsweep.prune.paramspace import ParamSpace, select_parameters
 
 
 class TwoLayer(nn.Module):
@@ -32,3 +32,16 @@ def test_layout_hash_tracks_names_and_shapes():
     assert a.layout_hash == ParamSpace(["x", "y"], [(2, 3), (4,)]).layout_hash
     assert a.layout_hash != ParamSpace(["y", "x"], [(4,), (2, 3)]).layout_hash
     assert a.layout_hash != ParamSpace(["x", "y"], [(3, 2), (4,)]).layout_hash
+
+
+def test_normalisation_scales_stay_dense_as_in_shrinkbench() -> None:
+    """ResNet-20's prunable weights are its conv kernels: BatchNorm's 1-D scales are never pruned."""
+    from koopsweep.models import ResNet20
+
+    model = ResNet20()
+    names = select_parameters(model)
+    convs = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    assert names == convs and not any(".bn" in n or n.startswith("bn") for n in names)
+    assert (
+        sum(model.get_parameter(n).numel() for n in names) == 267_696
+    )  # 269,722 parameters less BatchNorm (2 x 688), the classifier (650)

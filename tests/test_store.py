@@ -13,9 +13,9 @@ import pytest
 import torch
 from omegaconf import open_dict
 
+from koopsweep.artifacts import load_checked
 from koopsweep.config.compose import compose_config
 from koopsweep.store import trunk_id
-from koopsweep.store.artifacts import load_checked
 from koopsweep.train.run import run_experiment
 
 REPO = Path(__file__).resolve().parent.parent

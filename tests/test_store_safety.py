@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from koopsweep.artifacts import load_checked, save_checked
 from koopsweep.errors import ArtifactError
-from koopsweep.store.artifacts import load_checked, save_checked
 from koopsweep.train.run import run_experiment
 from koopsweep.train.session import build_run
 

@@ -37,7 +37,17 @@ EXPECTED = {
     "converged_resnet20": (36, 3),
     "timing_kmp": (324, 3),
     "timing_kgp": (324, 3),
+    "fig1_mnistnet": (72, 3),
+    "fig1_mnistnet_long": (72, 3),
+    "fig1_resnet20": (72, 3),
+    "fig1_resnet56": (72, 3),
 }
+SHARED_DATA = REPO.parent / "shared" / "data"  # the Fig. 1 sweeps start from ShrinkBench's weights, found here
+
+
+@pytest.fixture(autouse=True)
+def _shared_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOOPSWEEP_DATA_DIR", str(SHARED_DATA))
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +56,7 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SweepPlan]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KOOPSWEEP_ROOT", str(tmp_path_factory.mktemp("root")))
         mp.setenv("WANDB_MODE", "disabled")
+        mp.setenv("KOOPSWEEP_DATA_DIR", str(SHARED_DATA))
         return {path.stem: plan_sweep(path) for path in SWEEPS}
 
 

@@ -61,8 +61,11 @@ def check_config(cfg: DictConfig) -> None:
 
     sched = cfg.schedule
     train = parse_step("schedule.train", sched.train)
-    if train == Step():
-        raise ConfigError("schedule.train=0 trains nothing: give a length such as '3ep' or '500it'")
+    if train == Step() and not cfg.model.get("pretrained"):
+        raise ConfigError(
+            "schedule.train=0 trains nothing: give a length such as '3ep' or '500it' (0 is for pretrained "
+            "models, model.pretrained=..., evaluated as loaded)"
+        )
     if sched.prune_at is not None:
         prune_at = parse_step("schedule.prune_at", sched.prune_at)
         if definitely_after(prune_at, train):
@@ -129,7 +132,17 @@ def check_config(cfg: DictConfig) -> None:
     from koopsweep.config.paths import check_paths
 
     check_paths(cfg)
+    check_pretrained(cfg)
     check_feasible(cfg)
+
+
+def check_pretrained(cfg: DictConfig) -> None:
+    """The weights ``model.pretrained`` names exist (found or downloaded), verify and fit the model's shapes."""
+    from koopsweep.models.pretrained import pretrained_weights, read_state_dict
+
+    found = pretrained_weights(cfg)
+    if found is not None:
+        read_state_dict(found[0])  # readable as tensors; shapes are checked against the built model
 
 
 def check_device(device: str) -> None:

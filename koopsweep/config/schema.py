@@ -15,10 +15,16 @@ from omegaconf import MISSING
 
 @dataclass
 class ModelConfig:
-    """A network class built as ``_target_(input_shape=(C, H, W), num_classes=K)``."""
+    """A network class built as ``_target_(input_shape=(C, H, W), num_classes=K)``, optionally from weights.
+
+    ``pretrained``: null (train from the initialisation), ``shrinkbench``, a file or a URL
+    (koopsweep.models.pretrained); ``weights_dir``: a folder searched first for ShrinkBench's files.
+    """
 
     _target_: str = MISSING
     name: str = MISSING
+    pretrained: Optional[str] = None
+    weights_dir: Optional[str] = None
 
 
 @dataclass
@@ -129,6 +135,7 @@ class PathsConfig:
     root_dir: str = MISSING
     data_dir: str = MISSING
     store_dir: str = MISSING
+    cache_dir: str = "${paths.root_dir}/cache"
     output_dir: str = MISSING
     log_dir: str = MISSING
 

@@ -33,6 +33,21 @@ def load_dataset(source_cfg: Mapping[str, Any], root: str | Path) -> TensorData:
     return _load_cached(json.dumps(options, sort_keys=True, default=str))
 
 
+def source_identity(source_cfg: Mapping[str, Any], root: str | Path) -> str | None:
+    """What tells this source's data apart beyond its config (a loader's ``identity``, e.g. the content key of an
+    image-folder copy), or None when the config says it all; part of the trunk id."""
+    options = (
+        OmegaConf.to_container(source_cfg, resolve=True) if isinstance(source_cfg, DictConfig) else dict(source_cfg)
+    )
+    target = options.pop("_target_", None)
+    options["root"] = options.get("root") or str(root)
+    try:
+        identity = getattr(get_method(target), "identity", None) if target else None
+    except Exception:
+        return None  # reported by the config checks
+    return identity(**options) if identity is not None else None
+
+
 @functools.lru_cache(maxsize=2)
 def _load_cached(options_json: str) -> TensorData:
     return _load(json.loads(options_json))
@@ -67,4 +82,5 @@ __all__ = [
     "load_mnist",
     "load_mnist_mini",
     "make_synthetic",
+    "source_identity",
 ]

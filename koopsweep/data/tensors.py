@@ -7,6 +7,7 @@ batches an uninterrupted one would, on any device.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,14 @@ def balanced_indices(labels: torch.Tensor, size: int, num_classes: int, generato
                 deficit -= 1
     chosen = torch.cat([pool[:q] for pool, q in zip(pools, quota)])
     return chosen.sort().values
+
+
+def normalize_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 images N x C x H x W -> float32 (x / 255 - mean) / std per channel."""
+    shape = (1, len(mean), 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(shape)
+    std_t = torch.tensor(std, dtype=torch.float32).view(shape)
+    return images.to(torch.float32).div_(255.0).sub_(mean_t).div_(std_t).contiguous()
 
 
 @dataclass

@@ -6,6 +6,7 @@ step instead of sample by sample. A missing dataset becomes one DataError line n
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,8 +16,10 @@ import numpy as np
 import torch
 
 from koopsweep.data.info import fixed
-from koopsweep.data.tensors import TensorData
+from koopsweep.data.tensors import TensorData, normalize_uint8
 from koopsweep.errors import DataError
+
+log = logging.getLogger(__name__)
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per-channel statistics of the 50,000 CIFAR-10 training images
@@ -30,14 +33,6 @@ MNIST_FILES = tuple(
 CIFAR10_FILES = tuple(
     f"cifar-10-batches-py/{name}" for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
 )
-
-
-def normalize_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 images N x C x H x W -> float32 (x / 255 - mean) / std per channel."""
-    shape = (1, len(mean), 1, 1)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(shape)
-    std_t = torch.tensor(std, dtype=torch.float32).view(shape)
-    return images.to(torch.float32).div_(255.0).sub_(mean_t).div_(std_t).contiguous()
 
 
 def _open(
@@ -133,11 +128,51 @@ def load_mnist(root: str | Path, download: bool = True) -> TensorData:
 load_mnist.describe = fixed((1, 28, 28), 10, 60_000, 10_000)  # type: ignore[attr-defined]
 
 
-def load_cifar10(root: str | Path, download: bool = True) -> TensorData:
-    """CIFAR-10 50,000 / 10,000, 3x32x32, normalized per channel with the training set's mean and std."""
+CIFAR10_IMAGE_FOLDERS = ("CIFAR-10-images", "cifar10-images", "cifar-10-images")  # an image-folder copy's names
+
+
+def find_cifar10_images(root: Path) -> Path | None:
+    """An image-folder copy of CIFAR-10 under ``root`` (extracted, or one archive), when torchvision's is absent.
+
+    torchvision's original files win when both are there, so adding an image folder never changes what a store's
+    trunks were trained on.
+    """
+    if all((root / f).is_file() for f in CIFAR10_FILES):
+        return None
+    from koopsweep.data.image_folder import ARCHIVE_SUFFIXES
+
+    for name in CIFAR10_IMAGE_FOLDERS:
+        folder = root / name
+        if (folder / "train").is_dir() and (folder / "test").is_dir():
+            return folder
+        archives = sorted(p for p in folder.glob("*") if p.is_file() and p.name.endswith(ARCHIVE_SUFFIXES))
+        if archives:
+            return archives[0]
+    return None
+
+
+def load_cifar10(root: str | Path, download: bool = True, cache_dir: str | Path | None = None) -> TensorData:
+    """CIFAR-10 50,000 / 10,000, 3x32x32, normalized per channel with the training set's mean and std.
+
+    Reads torchvision's files under ``root`` (downloading them when ``download``), or, when only an image-folder
+    copy is there (``root/CIFAR-10-images/``, extracted or as an archive), that copy, decoded once into
+    ``cache_dir``.
+    """
+    root = Path(root).expanduser()
+    images_copy = find_cifar10_images(root)
+    if images_copy is not None:
+        from koopsweep.data.image_folder import load_image_folder
+
+        log.info("CIFAR-10 read from the image folder %s", images_copy)
+        data = load_image_folder(root, images_copy, "cifar10", CIFAR10_MEAN, CIFAR10_STD, cache_dir)
+        if data.num_classes != 10 or len(data.train_x) != 50_000 or len(data.test_x) != 10_000:
+            raise DataError(
+                f"{images_copy} holds {len(data.train_x)} / {len(data.test_x)} images in {data.num_classes} classes, "
+                "not CIFAR-10's 50,000 / 10,000 in 10: use dataset=image_folder for other data"
+            )
+        return data
     from torchvision.datasets import CIFAR10
 
-    root = Path(root).expanduser()
     train, test = _open(CIFAR10, "CIFAR-10", root, download, CIFAR10_FILES)
 
     def images(split: Any) -> torch.Tensor:  # torchvision holds N x H x W x C uint8 numpy arrays
@@ -154,3 +189,16 @@ def load_cifar10(root: str | Path, download: bool = True) -> TensorData:
 
 
 load_cifar10.describe = fixed((3, 32, 32), 10, 50_000, 10_000)  # type: ignore[attr-defined]
+
+
+def cifar10_identity(root: str | Path, download: bool = True, cache_dir: str | Path | None = None) -> str | None:
+    """None for torchvision's original files (the ids of existing trunks stay), the content key of an image copy."""
+    images_copy = find_cifar10_images(Path(root).expanduser())
+    if images_copy is None:
+        return None
+    from koopsweep.data.image_folder import source_identity
+
+    return source_identity(root, images_copy)
+
+
+load_cifar10.identity = cifar10_identity  # type: ignore[attr-defined]

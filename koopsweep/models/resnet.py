@@ -1,7 +1,9 @@
-"""CIFAR ResNet-20 (He et al. 2016, sec. 4.2) with option-A shortcuts, as in ShrinkBench and the paper.
+"""CIFAR ResNets (He et al. 2016, sec. 4.2) of depth 6n + 2 with option-A shortcuts, as in ShrinkBench and the paper.
 
 Option A keeps the shortcuts parameter-free (strided subsampling + zero channel padding), so every parameter
-belongs to a conv, a BatchNorm or the classifier: 269,722 parameters for 3x32x32 inputs and 10 classes.
+belongs to a conv, a BatchNorm or the classifier: ResNet-20 has 269,722 parameters for 3x32x32 inputs and 10
+classes, ResNet-56 853,018. Parameter names match ShrinkBench's models but for the classifier (``fc`` here,
+``linear`` there), so their pretrained weights load after a rename (koopsweep.models.pretrained).
 """
 
 from __future__ import annotations
@@ -43,15 +45,24 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class ResNet20(nn.Module):
-    """conv(C->16) + 3 stages x 3 basic blocks (16/32/64 channels, stride 1/2/2) + global avg pool + fc."""
+class CifarResNet(nn.Module):
+    """conv(C->16) + 3 stages x n basic blocks (16/32/64 channels, stride 1/2/2) + global avg pool + fc.
+
+    ``depth`` = 6n + 2: 20, 32, 44, 56, 110, ...
+    """
 
     classifier_name: str = "fc"
     widths: tuple[int, int, int] = (16, 32, 64)
-    blocks_per_stage: int = 3
+    depth: int = 20
 
-    def __init__(self, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10) -> None:
+    def __init__(
+        self, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10, depth: int | None = None
+    ) -> None:
         super().__init__()
+        self.depth = depth if depth is not None else type(self).depth
+        if self.depth < 8 or (self.depth - 2) % 6:
+            raise ValueError(f"a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, ...), got {self.depth}")
+        self.blocks_per_stage = (self.depth - 2) // 6
         channels = input_shape[0]
         self.conv1 = nn.Conv2d(channels, self.widths[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(self.widths[0])
@@ -79,3 +90,23 @@ class ResNet20(nn.Module):
         x = self.layer3(self.layer2(self.layer1(x)))
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.fc(x)
+
+
+class ResNet20(CifarResNet):
+    """ResNet-20: 3 blocks per stage (the paper's CIFAR-10 network)."""
+
+    depth = 20
+
+
+class ResNet32(CifarResNet):
+    depth = 32
+
+
+class ResNet44(CifarResNet):
+    depth = 44
+
+
+class ResNet56(CifarResNet):
+    """ResNet-56: 9 blocks per stage (ShrinkBench ships pretrained weights for it)."""
+
+    depth = 56

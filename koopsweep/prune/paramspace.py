@@ -53,6 +53,8 @@ def select_parameters(
 ) -> list[str]:
     """Names of the prunable parameters: those whose last name part is in ``kinds``, minus ``ignore``.
 
+    A ``weight`` is prunable when it has at least two dimensions (conv kernels, linear matrices): ShrinkBench's
+    convention, which the paper follows, leaves normalisation scales (BatchNorm's 1-D weights) dense.
     ``ignore`` entries match a full parameter name or a module prefix (``"fc2"`` ignores ``fc2.weight``).
     """
     ignored = set(ignore or ())
@@ -66,8 +68,9 @@ def select_parameters(
             f"parameters are e.g. {all_names[:4]}"
         )
     chosen = []
-    for name in all_names:
-        if name.rsplit(".", 1)[-1] not in kinds:
+    for name, parameter in model.named_parameters():
+        kind = name.rsplit(".", 1)[-1]
+        if kind not in kinds or (kind == "weight" and parameter.dim() < 2):
             continue
         if any(name == i or name.startswith(i + ".") for i in ignored):
             continue

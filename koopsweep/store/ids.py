@@ -17,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from koopsweep.config import plain
 from koopsweep.config.schema import DatasetConfig, KoopmanConfig, OptimizerConfig, PrunerConfig, ScheduleConfig
+from koopsweep.data import source_identity
+from koopsweep.models.pretrained import pretrained_sha256
 
 SCHEMA_VERSION = 1
 
@@ -47,7 +49,7 @@ def _default(schema: type | None, name: str) -> Any:
 
 
 # Keys that say how to obtain data, not which data: they never change a trajectory.
-IRRELEVANT_SOURCE_KEYS = ("download",)
+IRRELEVANT_SOURCE_KEYS = ("download", "cache_dir")
 
 
 def _spec(cfg: DictConfig, groups: dict[str, tuple[type | None, tuple[str, ...]]]) -> dict[str, Any]:
@@ -67,6 +69,12 @@ def _spec(cfg: DictConfig, groups: dict[str, tuple[type | None, tuple[str, ...]]
 def trunk_spec(cfg: DictConfig) -> dict[str, Any]:
     """What the dense run depends on, without values left at their defaults."""
     spec = _spec(cfg, TRUNK_FIELDS)
+    weights = pretrained_sha256(cfg)
+    if weights is not None:  # the weights' content, however they were named: never a from-scratch trunk
+        spec["model"]["pretrained"] = weights
+    data = source_identity(cfg.dataset.source, cfg.paths.data_dir)
+    if data is not None:  # e.g. an image-folder copy of CIFAR-10 is not torchvision's original
+        spec["data"] = data
     spec["seed"] = cfg.seed
     if cfg.precision != "fp32":
         spec["precision"] = cfg.precision

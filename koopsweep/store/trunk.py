@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from koopsweep.artifacts import load_checked, read_meta, remove_checked, save_checked
 from koopsweep.atomic import write_json_atomic
 from koopsweep.errors import ArtifactError
-from koopsweep.store.artifacts import load_checked, read_meta, remove_checked, save_checked
 from koopsweep.store.lock import hold, try_hold
 
 log = logging.getLogger(__name__)

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from koopsweep.artifacts import load_checked, remove_checked, save_checked
 from koopsweep.errors import ArtifactError
 from koopsweep.koopman import SnapshotHook, SnapshotRecorder, SnapshotWindow, fit_dmd
 from koopsweep.koopman.memory import MemoryRecorder, MemoryWindow, memory_budget, window_bytes
 from koopsweep.koopman.vectors import pruning_vectors
-from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
 from koopsweep.store.trunk import Trunk
 
 if TYPE_CHECKING:

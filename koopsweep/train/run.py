@@ -15,13 +15,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from koopsweep.artifacts import save_checked
 from koopsweep.atomic import write_json_atomic
 from koopsweep.prune.flops import flop_metrics
 from koopsweep.prune.metrics import layer_sparsity, parameter_counts
 from koopsweep.results import results_record, summary_table
 from koopsweep.runfolder import MODEL, RESULTS, artifact_files, save_masks
 from koopsweep.store import branch_id, trunk_id, trunk_spec
-from koopsweep.store.artifacts import save_checked
 from koopsweep.store.store import Store
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import Tracker, run_identity

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from koopsweep.data import TensorData, load_dataset
 from koopsweep.data.tensors import BatchStream
+from koopsweep.models.pretrained import load_pretrained, pretrained_weights
 from koopsweep.prune import ParamSpace
 from koopsweep.prune.amount import Amount, solve
 from koopsweep.prune.scorers import Scorer
@@ -105,6 +106,9 @@ def build_run(cfg: DictConfig) -> Run:
         data.train_x, data.test_x = data.train_x.to(dtype), data.test_x.to(dtype)
     torch.manual_seed(cfg.seed)
     model = get_class(cfg.model._target_)(input_shape=data.input_shape, num_classes=data.num_classes)
+    weights = pretrained_weights(cfg)
+    if weights is not None:
+        load_pretrained(model, weights[0])
     model = model.to(device=device, dtype=dtype)
     pruner = cfg.pruner
     space = ParamSpace.from_model(model, list(pruner.kinds), list(pruner.ignore), pruner.ignore_classifier)

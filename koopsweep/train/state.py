@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from koopsweep.artifacts import load_checked, remove_checked, save_checked
 from koopsweep.errors import ArtifactError
 from koopsweep.prune.masks import MaskSet
 from koopsweep.prune.paramspace import ParamSpace
-from koopsweep.store.artifacts import load_checked, remove_checked, save_checked
 from koopsweep.store.trunk import remove_empty_dirs
 from koopsweep.train.loop import Trainer
 
