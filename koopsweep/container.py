@@ -2,7 +2,7 @@
 
 - no arguments, a Hydra override (``model=mnistnet``), an option (``--version``, ``-m``) or a koopsweep subcommand
   (``sweep``, ``agent``, ``store``, ``report``): ``koopsweep ARGS``. ``agent SWEEP`` is the multi-box mode: one
-  ``wandb agent`` per visible GPU (koopsweep.agents).
+  ``wandb agent`` per visible GPU (koopsweep.sweeps.gpu_agents).
 - anything else that is a program on PATH (``bash``, ``wandb sync ...``, ``python``): that program, so the image
   also serves for debugging and for uploading offline runs without ``--entrypoint``.
 

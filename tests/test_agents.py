@@ -13,9 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from koopsweep import agents, container
-from koopsweep.agents import Agent, Device, parse_cuda_visible, parse_nvidia_smi, plan_agents, visible_devices
+from koopsweep import container
 from koopsweep.cli import main
+from koopsweep.sweeps import gpu_agents as agents
+from koopsweep.sweeps.gpu_agents import (
+    Agent,
+    Device,
+    parse_cuda_visible,
+    parse_nvidia_smi,
+    plan_agents,
+    visible_devices,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SMI = """\
@@ -185,7 +193,7 @@ time.sleep(60)
 
 _RUNNER = """\
 import sys
-from koopsweep.agents import Agent, run_agents
+from koopsweep.sweeps.gpu_agents import Agent, run_agents
 agents = [Agent([sys.executable, "-c", sys.argv[1], f"{sys.argv[2]}/{i}"], {"CUDA_VISIBLE_DEVICES": str(i)})
           for i in range(2)]
 sys.exit(run_agents(agents))

@@ -1,7 +1,8 @@
 """``koopsweep agent SWEEP``: this box's share of a W&B sweep, one ``wandb agent`` per visible GPU.
 
 What the container image runs on each box of a multi-box sweep (``docker run --gpus all IMAGE agent SWEEP``); on a
-box without docker it is the same command. See koopsweep.agents for the detection, pinning and signal handling.
+box without docker it is the same command. See koopsweep.sweeps.gpu_agents for the detection, pinning and signal
+handling.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import shutil
 import sys
 from collections.abc import Sequence
 
-from koopsweep import agents as agenting
 from koopsweep.errors import ConfigError, KoopsweepError
+from koopsweep.sweeps import gpu_agents as agenting
 
 EPILOG = """examples:
   koopsweep sweep create timing_kmp                     # once, anywhere: prints ENTITY/PROJECT/SWEEP_ID
