@@ -17,7 +17,14 @@ import pytest
 import tomllib
 
 from koopsweep.cli import main
-from koopsweep.dashboards import DashboardTarget, build_workspace, definition, panels, summary_text, target_from_sweep
+from koopsweep.tracking.sweep_workspace import (
+    DashboardTarget,
+    build_workspace,
+    definition,
+    panels,
+    summary_text,
+    target_from_sweep,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -382,7 +389,8 @@ def test_unwritable_json_is_one_line(tmp_path, capsys):
 
 def test_importing_koopsweep_does_not_import_wandb_workspaces():
     code = (
-        "import sys, koopsweep.cli, koopsweep.commands, koopsweep.dashboards, koopsweep.commands.dashboard\n"
+        "import sys, koopsweep.cli, koopsweep.commands, koopsweep.commands.dashboard\n"
+        "import koopsweep.tracking.sweep_workspace\n"
         "assert 'wandb_workspaces' not in sys.modules, 'imported eagerly'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -1,4 +1,4 @@
-"""``koopsweep dashboard SWEEP``: the experiment's W&B workspace, as code (see koopsweep.dashboards).
+"""``koopsweep dashboard SWEEP``: the experiment's W&B workspace, as code (see koopsweep.tracking.sweep_workspace).
 
 Without a server it prints the workspace (default) or writes its definition (``--json PATH``); ``--save`` uploads
 it as a saved view of the project. Needs wandb-workspaces: pip install "koopsweep[dashboards]".
@@ -73,8 +73,14 @@ def save(workspace: Any) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    from koopsweep.dashboards import build_workspace, definition, require_workspaces, summary_text, target_from_sweep
     from koopsweep.sweeps.files import resolve_sweep
+    from koopsweep.tracking.sweep_workspace import (
+        build_workspace,
+        definition,
+        require_workspaces,
+        summary_text,
+        target_from_sweep,
+    )
 
     args = _parser().parse_args(list(argv))
     path = resolve_sweep(args.sweep)

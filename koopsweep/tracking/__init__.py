@@ -1,7 +1,7 @@
 """Experiment tracking with Weights & Biases: the mode a run gets, who it is, and the `Tracker` that logs it.
 
 `tracker.py` is the only place koopsweep's runs call wandb from (`koopsweep.sweeps.launch` and
-`koopsweep.dashboards` use wandb's API directly for sweeps and workspaces).
+`sweep_workspace.py`, a sweep's saved W&B workspace, use wandb's API directly for sweeps and workspaces).
 """
 
 from koopsweep.tracking.identity import RunIdentity, flatten_config, run_identity

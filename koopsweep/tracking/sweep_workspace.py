@@ -6,7 +6,7 @@ the runs grouped by trunk. Everything is read from the sweep file alone (its poi
 compose them), so a dashboard can be defined, inspected and reviewed before any run exists and without a server.
 
 wandb-workspaces (the optional ``dashboards`` extra) imports wandb at import time and is only imported by the
-functions that build a workspace, never by ``import koopsweep.dashboards``.
+functions that build a workspace, never by ``import koopsweep.tracking.sweep_workspace``.
 
 Metric names are the ones the trainer logs to W&B (docs/logging.md): history rows at ``train/iteration``, summary
 values named as in results.json, config with flat dotted keys (``pruner.name``) plus ``trunk_id``.
