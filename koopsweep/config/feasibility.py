@@ -38,7 +38,7 @@ def check_feasible(cfg: DictConfig) -> None:
     from koopsweep.data.info import describe
     from koopsweep.prune.amount import solve
     from koopsweep.prune.paramspace import ParamSpace
-    from koopsweep.train.plan import Plan
+    from koopsweep.train.iteration_plan import Plan
 
     full = describe(cfg.dataset.source)
     if full is None:

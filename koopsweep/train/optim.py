@@ -15,7 +15,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from koopsweep.train.plan import Plan
+from koopsweep.train.iteration_plan import Plan
 
 
 def optimizer_arguments(cfg: DictConfig) -> dict[str, Any]:

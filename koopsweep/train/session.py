@@ -26,9 +26,9 @@ from koopsweep.prune.scorers import Scorer
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import STEP, Tracker
 from koopsweep.train import runtime
+from koopsweep.train.iteration_plan import Plan
 from koopsweep.train.loop import Trainer, evaluate
 from koopsweep.train.optim import build_optimizer, lr_function, sgd_momentum
-from koopsweep.train.plan import Plan
 
 
 @dataclass
