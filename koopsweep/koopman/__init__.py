@@ -2,12 +2,13 @@
 
 ``fit_dmd`` turns a (T, N) trajectory or a recorded ``SnapshotWindow`` into a ``DMDFit`` (spectrum, the fixed
 point behind KMP, the gradient reconstruction behind KGP); ``SnapshotRecorder``/``SnapshotHook`` record the window
-while training. See docs/koopman.md.
+while training. ``spectral_distance`` compares two fits' dynamics by their eigenvalues. See docs/koopman.md.
 """
 
 from koopsweep.koopman.dmd import DMDFit, fit_dmd
 from koopsweep.koopman.gram import increment_gram, raw_gram
 from koopsweep.koopman.recorder import SnapshotHook, SnapshotRecorder
+from koopsweep.koopman.spectral import spectral_distance
 from koopsweep.koopman.window import SnapshotWindow
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "fit_dmd",
     "increment_gram",
     "raw_gram",
+    "spectral_distance",
 ]
