@@ -52,8 +52,16 @@ def run_hydra(argv: Sequence[str]) -> None:
         sys.argv = saved
 
 
+def _printable_anywhere() -> None:
+    """Characters the terminal's encoding lacks (−, ±, λ under an ASCII or Latin-1 locale) print as '?', not crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and stream.errors in ("strict", "surrogateescape"):
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: ``koopsweep [subcommand] [overrides]``."""
+    _printable_anywhere()
     argv = list(sys.argv[1:] if argv is None else argv)
     from koopsweep.commands import COMMANDS
 

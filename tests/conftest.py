@@ -1,10 +1,18 @@
-"""Shared fixtures: configs composed through Hydra with every path in a tmp dir and W&B off by default."""
+"""Shared fixtures: configs composed through Hydra with every path in a tmp dir and W&B off by default.
+
+The suite does not depend on the account that runs it: the user's W&B variables (a key, a mode, their entity, project
+or run id, a server URL) and netrc are dropped, and HOME (with the caches and settings under it) is a fresh folder
+of this session, so neither a read-only home nor a `wandb login` changes a result, and no test writes there.
+"""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -16,6 +24,20 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 torch.set_num_threads(1)
+
+
+def _forget_the_users_environment() -> None:
+    """Drop the user's W&B settings and give the session its own HOME (before anything imports wandb)."""
+    for name in [n for n in os.environ if n.startswith("WANDB_") or n == "NETRC"]:
+        del os.environ[name]
+    home = tempfile.mkdtemp(prefix="koopsweep-tests-home-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    os.environ["HOME"] = home
+    for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "MPLCONFIGDIR"):
+        os.environ.pop(name, None)
+
+
+_forget_the_users_environment()
 
 
 @pytest.fixture(autouse=True)

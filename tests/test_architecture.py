@@ -17,7 +17,7 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
     """Every koopsweep module ``path`` imports anywhere (top level, functions, TYPE_CHECKING blocks)."""
     found: set[str] = set()
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

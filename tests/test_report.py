@@ -134,7 +134,7 @@ def test_runs_csv_has_one_row_per_run_with_flat_columns(report: tuple[Path, str,
 
 def test_summary_gives_mean_and_std_over_seeds(report: tuple[Path, str, str]) -> None:
     out, _, _ = report
-    summary = (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text(encoding="utf-8")
     section = next(s for s in summary.split("\n## ") if s.startswith("synth / mnistnet / mnist, pruned at 1 ep"))
     finals = [100 * accuracies("gmp", 0.5, 1, seed)[2] for seed in SEEDS]
     expected = f"{statistics.mean(finals):.2f} ± {statistics.stdev(finals):.2f}"
@@ -237,7 +237,7 @@ def test_a_report_folder_redraws_itself_from_its_tables(
     assert (committed / "spectra.jsonl").read_text() == (out / "spectra.jsonl").read_text()
 
     def tables(path: Path) -> str:  # the agreement and result tables, not the provenance lines
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         return text[text.index("\n## Agreement") : text.index("\n## Runs that did not finish")]
 
     assert tables(committed / "summary.md") == tables(out / "summary.md")
@@ -274,7 +274,7 @@ def test_agreement_time_is_the_first_time_from_which_every_later_one_agrees() ->
 
 def test_summary_states_the_agreement_of_each_pair(report: tuple[Path, str, str]) -> None:
     out, _, _ = report
-    summary = (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text(encoding="utf-8")
     assert "## Agreement: synth / mnistnet / mnist, KMP vs GMP" in summary
     assert "KMP vs GMP: do not agree at the last pruning time" in summary  # KMP is 2 points worse throughout
 
@@ -309,7 +309,12 @@ MNIST_RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results" / "m
 
 
 def redraw_committed(committed: Path, tmp_path: Path) -> None:
-    """Copy a committed report's data (runs.csv, spectra.jsonl) alone, redraw it, compare with what is committed."""
+    """Copy a committed report's data (runs.csv, spectra.jsonl) alone, redraw it, compare with what is committed.
+
+    The tables are compared as text, exactly, on any CPU: they are means and sample deviations of the committed
+    numbers (numpy sums in a fixed order, and IEEE arithmetic rounds the same under every instruction set; checked
+    with numpy's SIMD dispatch limited to its baseline, NPY_DISABLE_CPU_FEATURES), rounded to the printed digits.
+    """
     import re
     import shutil
 
@@ -318,8 +323,8 @@ def redraw_committed(committed: Path, tmp_path: Path) -> None:
     for name in ("runs.csv", "spectra.jsonl"):
         shutil.copy(committed / name, folder / name)
     main([str(folder)])
-    expected = (committed / "summary.md").read_text()
-    redrawn = (folder / "summary.md").read_text()
+    expected = (committed / "summary.md").read_text(encoding="utf-8")
+    redrawn = (folder / "summary.md").read_text(encoding="utf-8")
 
     def tables(text: str) -> str:  # everything after the figure list: agreement and result tables
         return text[text.index("\n## Agreement") :]
@@ -331,12 +336,14 @@ def redraw_committed(committed: Path, tmp_path: Path) -> None:
         assert (folder / f"{name}.png").stat().st_size > 10_000, name
 
 
+@pytest.mark.reference
 def test_a_committed_sample_of_the_mnist_results_redraws_from_its_data(tmp_path: Path) -> None:
     """tests/data/report_sample is a slice of docs/results/mnist (every experiment, a few cells)."""
     redraw_committed(SAMPLE, tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.reference
 def test_the_committed_mnist_reproduction_redraws_from_its_data(tmp_path: Path) -> None:
     redraw_committed(MNIST_RESULTS, tmp_path)
 
@@ -352,7 +359,8 @@ def test_paths_are_relative_to_the_inputs_and_no_written_file_names_the_machine(
     assert all((sweep / r["path"]).is_file() for r in rows)
     for path in out.iterdir():
         if path.suffix in (".csv", ".md", ".jsonl"):
-            assert str(sweep) not in path.read_text() and str(tmp_path) not in path.read_text(), path.name
+            text = path.read_text(encoding="utf-8")
+            assert str(sweep) not in text and str(tmp_path) not in text, path.name
 
 
 def test_an_older_runs_csv_with_absolute_paths_is_redrawn_with_relative_ones(

@@ -139,7 +139,7 @@ def main(argv: Sequence[str]) -> None:
         if collection.spectra:
             write_spectra(collection.spectra, stage / SPECTRA_JSONL)
         figures = make_figures(collection.rows, collection.spectra, stage, args.format, keys)
-        (stage / SUMMARY).write_text(summary_markdown(collection, keys, figures))
+        (stage / SUMMARY).write_text(summary_markdown(collection, keys, figures), encoding="utf-8")
     print(f"wrote {out / RUNS_CSV} ({len(collection.rows)} runs)")
     if collection.spectra:
         print(f"wrote {out / SPECTRA_JSONL} ({len(collection.spectra)} spectra)")

@@ -161,7 +161,7 @@ def read_run(path: Path, extra: Sequence[str] = ()) -> tuple[Row, Row | None]:
     """Parse and flatten one file, with its Koopman spectrum if any; ValueError (one line) when it is not a
     results.json."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(" ".join(str(error).split())) from error
     if not isinstance(data, dict) or "status" not in data:
@@ -282,7 +282,7 @@ def is_table_folder(path: Path) -> bool:
 
 def read_table(folder: Path, extra: Sequence[str] = ()) -> Collection:
     """A Collection from a report's own runs.csv and spectra.jsonl: figures redrawn without the runs."""
-    with (folder / RUNS_CSV).open(newline="") as handle:
+    with (folder / RUNS_CSV).open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in ("method", "status") if c not in (reader.fieldnames or [])]
         if missing:
@@ -295,7 +295,7 @@ def read_table(folder: Path, extra: Sequence[str] = ()) -> Collection:
     spectra: list[Row] = []
     path = folder / SPECTRA_JSONL
     if path.is_file():
-        spectra = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        spectra = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return Collection(roots=[folder], files=1, rows=rows, extra_columns=list(extra), spectra=spectra, source=RUNS_CSV)
 
 
@@ -313,5 +313,5 @@ def _portable(rows: list[Row]) -> None:
 def write_spectra(spectra: Sequence[Row], path: Path) -> Path:
     """spectra.jsonl: one Koopman spectrum per line (what the spectrum figure needs, and nothing else)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in spectra))
+    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in spectra), encoding="utf-8")
     return path

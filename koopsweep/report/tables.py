@@ -27,7 +27,7 @@ SUMMARY_STATS: tuple[tuple[str, str, float], ...] = (
 def write_csv(rows: Sequence[Row], columns: Sequence[str], path: Path) -> Path:
     """Every run as one line; empty cells for missing values."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +42,7 @@ summary says so). A preempted run exits with its signal's code, 128 + signal num
 _RUN_ID_FORBIDDEN = re.compile(r"[:;,#?/'\\%\s]")
 _open: list[Tracker] = []  # the tracker whose run is still open in this process (at most one)
 _unreachable: list[str] = []  # why an online init failed in this process: later runs go offline at once
+_redirected: set[str] = set()  # W&B folder variables this process pointed into a run folder (see _writable_homes)
 
 
 ONLINE_INIT_TIMEOUT_S = 8.0
@@ -66,6 +68,30 @@ def _check_names(tags: Sequence[str], run_id: str | None) -> list[str]:
     if run_id is not None and (not run_id or len(run_id) > 128 or _RUN_ID_FORBIDDEN.search(run_id)):
         raise ConfigError(f"W&B run id {run_id!r} must be 1-128 characters without whitespace or :;,#?/'\\%")
     return tags
+
+
+def _can_write(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def _writable_homes(run_dir: Path) -> None:
+    """Point W&B's data and cache folders into ``run_dir/wandb/`` where their defaults under HOME cannot be written.
+
+    W&B stages every table, image and artifact there (~/.local/share/wandb, ~/.cache/wandb): with a read-only or
+    missing HOME (containers, some clusters) a run would fail at its first table. A folder the user set is theirs.
+    """
+    from wandb import env
+
+    for name, default in ((env.DATA_DIR, env.get_data_dir), (env.CACHE_DIR, env.get_cache_dir)):
+        if (os.environ.get(name) and name not in _redirected) or _can_write(Path(default())):
+            continue
+        os.environ[name] = str(run_dir / "wandb" / "home" / name.lower().removeprefix("wandb_"))
+        _redirected.add(name)
 
 
 class Tracker:
@@ -115,6 +141,7 @@ class Tracker:
         config = dict(flatten_config(full) if display_config is None else display_config)
         config[RESOLVED_CONFIG_KEY] = full
         run_dir.mkdir(parents=True, exist_ok=True)
+        _writable_homes(run_dir)
         kwargs: dict[str, Any] = dict(
             project=project,
             entity=entity,
