@@ -23,8 +23,8 @@ def pruning_vectors(fit: DMDFit, lr_step: float, momentum: float, what: str = "�
 
 
 class KoopmanVectors:
-    """θ* and ĝ of one fit, as a scorer asks for them (``PruneContext.koopman_fit``): the same contract as the
-    trunk's cached fit, ``summary()``, ``fixed_point()``, ``gradient(lr, momentum)``."""
+    """θ* and ĝ of one fit, as a scorer asks for them (``PruneContext.koopman_fit``): koopsweep.prune.scorers's
+    ``KoopmanFit``, as the trunk's cached fit, ``summary()``, ``fixed_point()``, ``gradient(lr, momentum)``."""
 
     def __init__(
         self, summary: dict[str, Any], fixed_point: torch.Tensor, gradient: torch.Tensor, lr: float, momentum: float

@@ -9,12 +9,33 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from koopsweep.prune.paramspace import ParamSpace
+
+
+@runtime_checkable
+class KoopmanFit(Protocol):
+    """What a scorer may ask of the Koopman fit of the window before the pruning time: prune/'s contract with it.
+
+    A run passes its trunk's cached fit, the Python API its recorder's (koopsweep.koopman.vectors.KoopmanVectors);
+    the vectors are flat float32 over the ParamSpace. A scorer of your own may use any of the three methods.
+    """
+
+    def summary(self) -> dict[str, Any]:
+        """The fit's diagnostics (rank, chosen eigenvalue, ...), as logged under ``koopman/``."""
+        ...
+
+    def fixed_point(self) -> torch.Tensor:
+        """θ*: the mode with eigenvalue nearest 1, scaled by its amplitude (KMP)."""
+        ...
+
+    def gradient(self, lr: float, momentum: float) -> torch.Tensor:
+        """ĝ at the pruning time for learning rate ``lr`` and heavy-ball ``momentum`` undone (KGP)."""
+        ...
 
 
 @dataclass
@@ -25,7 +46,7 @@ class PruneContext:
     space: ParamSpace
     iteration: int
     seed: int = 0
-    koopman_fit: Any | None = None  # koopsweep.train.koopman_recording.FitVectors
+    koopman_fit: KoopmanFit | None = None
     loss_gradient: Callable[[], torch.Tensor] | None = None
     lr: float = 0.0  # learning rate of the last dense step before pruning
     momentum: float = 0.0  # heavy-ball momentum the Koopman gradient undoes (0: plain steps, or correction off)
@@ -34,8 +55,8 @@ class PruneContext:
         """The prunable parameters at the pruning time, flat, float32."""
         return self.space.flatten(self.model)
 
-    def koopman(self) -> Any:
-        """The run's Koopman fit (koopsweep.train.koopman_recording.FitVectors): fixed_point(), gradient(lr, β)."""
+    def koopman(self) -> KoopmanFit:
+        """The Koopman fit of the window before the pruning time: fixed_point(), gradient(lr, β), summary()."""
         if self.koopman_fit is None:
             raise RuntimeError("this run recorded no Koopman window (the scorer must set requires_koopman)")
         return self.koopman_fit

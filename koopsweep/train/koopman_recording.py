@@ -39,7 +39,8 @@ def gradient_key(lr_step: float, momentum: float) -> str:
 
 
 class FitVectors:
-    """The cached parts of a window's DMD fit that scorers and logs use: summary, θ*, ĝ (one lr and momentum)."""
+    """The cached parts of a window's DMD fit that scorers and logs use: summary, θ*, ĝ (one lr and momentum);
+    what ``PruneContext.koopman_fit`` takes (koopsweep.prune.scorers.KoopmanFit)."""
 
     def __init__(self, vectors: dict[str, Any], stride: int, seconds: float = 0.0):
         self._vectors = vectors
