@@ -39,17 +39,40 @@ def parse_step(key: str, value: Any) -> Step:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first impossible value in ``cfg``."""
-    import_target("model._target_", cfg.model._target_, "model class (see conf/model/)")
-    import_target("dataset.source._target_", cfg.dataset.source.get("_target_"), "dataset loader (see conf/dataset/)")
-    _range("dataset.batch_size", cfg.dataset.batch_size, lambda v: v > 0, "a positive integer")
-    _range("dataset.eval_batch_size", cfg.dataset.eval_batch_size, lambda v: v > 0, "a positive integer")
+    """Raise ConfigError for the first impossible value in ``cfg``: group by group, then paths, weights and sizes."""
+    _check_model(cfg.model)
+    _check_dataset(cfg.dataset)
+    _check_optimizer(cfg.optimizer)
+    _check_schedule(cfg.schedule, cfg.model)
+    _check_pruner(cfg.pruner)
+    _check_koopman(cfg.koopman)
+    _check_store(cfg.store)
+    _check_logger(cfg.logger)
+    _check_runtime(cfg)
+
+    from koopsweep.config.feasibility import check_feasible
+    from koopsweep.config.paths import check_paths
+
+    check_paths(cfg)
+    check_pretrained(cfg)
+    check_feasible(cfg)
+
+
+def _check_model(model: DictConfig) -> None:
+    import_target("model._target_", model._target_, "model class (see conf/model/)")
+
+
+def _check_dataset(dataset: DictConfig) -> None:
+    import_target("dataset.source._target_", dataset.source.get("_target_"), "dataset loader (see conf/dataset/)")
+    _range("dataset.batch_size", dataset.batch_size, lambda v: v > 0, "a positive integer")
+    _range("dataset.eval_batch_size", dataset.eval_batch_size, lambda v: v > 0, "a positive integer")
     for key in ("train_size", "test_size"):
-        value = cfg.dataset[key]
+        value = dataset[key]
         if value is not None:
             _range(f"dataset.{key}", value, lambda v: v > 0, "a positive integer or null for all")
 
-    opt = cfg.optimizer
+
+def _check_optimizer(opt: DictConfig) -> None:
     optimizer = import_target("optimizer._target_", opt._target_, "torch.optim optimizer class (see conf/optimizer/)")
     if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
         raise ConfigError(f"optimizer._target_={opt._target_} is not a torch.optim.Optimizer class")
@@ -59,9 +82,10 @@ def check_config(cfg: DictConfig) -> None:
     if opt.nesterov and issubclass(optimizer, torch.optim.SGD) and opt.momentum == 0:
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
 
-    sched = cfg.schedule
+
+def _check_schedule(sched: DictConfig, model: DictConfig) -> None:
     train = parse_step("schedule.train", sched.train)
-    if train == Step() and not cfg.model.get("pretrained"):
+    if train == Step() and not model.get("pretrained"):
         raise ConfigError(
             "schedule.train=0 trains nothing: give a length such as '3ep' or '500it' (0 is for pretrained "
             "models, model.pretrained=..., evaluated as loaded)"
@@ -85,7 +109,8 @@ def check_config(cfg: DictConfig) -> None:
     if sched.finetune_lr is not None:
         _range("schedule.finetune_lr", sched.finetune_lr, lambda v: v > 0, "a positive learning rate or null")
 
-    pruner = cfg.pruner
+
+def _check_pruner(pruner: DictConfig) -> None:
     if pruner.fraction is not None and pruner.compression is not None:
         raise ConfigError(
             f"pruner.fraction={pruner.fraction} and pruner.compression={pruner.compression} are both set: give one "
@@ -111,7 +136,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("pruner.kinds is empty: list the tensors to prune, e.g. [weight]")
     _range("pruner.batches", pruner.batches, lambda v: v >= 1, "at least 1 batch")
 
-    koop = cfg.koopman
+
+def _check_koopman(koop: DictConfig) -> None:
     window = parse_step("koopman.window", koop.window)
     if window == Step():
         raise ConfigError("koopman.window=0 records nothing: use e.g. '1ep' or '200it'")
@@ -120,20 +146,21 @@ def check_config(cfg: DictConfig) -> None:
     _range("koopman.delays", koop.delays, lambda v: v >= 0, "delays >= 0")
     _range("koopman.chunk_size", koop.chunk_size, lambda v: v >= 1, "chunk_size >= 1")
 
-    if parse_step("store.checkpoint_every", cfg.store.checkpoint_every) == Step():
+
+def _check_store(store: DictConfig) -> None:
+    if parse_step("store.checkpoint_every", store.checkpoint_every) == Step():
         raise ConfigError("store.checkpoint_every=0 is not a period: use e.g. '1ep' or '500it'")
 
-    _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
+
+def _check_logger(logger: DictConfig) -> None:
+    _choice("logger.mode", logger.mode, LOGGER_MODES)
+
+
+def _check_runtime(cfg: DictConfig) -> None:
+    """The top-level keys: precision, threads, device."""
     _choice("precision", cfg.precision, PRECISIONS)
     _range("threads", cfg.threads, lambda v: v >= 0, "threads >= 0 (0 = torch's default)")
     check_device(cfg.device)
-
-    from koopsweep.config.feasibility import check_feasible
-    from koopsweep.config.paths import check_paths
-
-    check_paths(cfg)
-    check_pretrained(cfg)
-    check_feasible(cfg)
 
 
 def check_pretrained(cfg: DictConfig) -> None:
