@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 NAMES = [
     "converged_mnistnet",
     "converged_resnet20",
+    "converged_resnet20_cpu",
     "fig1_mnistnet",
     "fig1_mnistnet_long",
     "fig1_resnet20",
@@ -29,6 +30,7 @@ NAMES = [
     "smoke",
     "timing_kgp",
     "timing_kmp",
+    "timing_resnet20",
 ]
 SMOKE = """\
 method: grid

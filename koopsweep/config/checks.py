@@ -165,11 +165,11 @@ def _check_runtime(cfg: DictConfig) -> None:
 
 def check_pretrained(cfg: DictConfig) -> None:
     """The weights ``model.pretrained`` names exist (found or downloaded), verify and fit the model's shapes."""
-    from koopsweep.models.pretrained import pretrained_weights, read_state_dict
+    from koopsweep.models.pretrained import check_weights_file, pretrained_weights
 
     found = pretrained_weights(cfg)
     if found is not None:
-        read_state_dict(found[0])  # readable as tensors; shapes are checked against the built model
+        check_weights_file(*found)  # readable as tensors; shapes are checked against the built model
 
 
 def check_device(device: str) -> None:

@@ -8,6 +8,7 @@ is one line at preflight, in every job of a multirun and at every point of a swe
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -17,19 +18,19 @@ from koopsweep.config.targets import import_target
 from koopsweep.errors import ConfigError
 
 
-def build_meta_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
+def build_meta_model(target: str, input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
     """``model._target_(input_shape=..., num_classes=...)`` on the meta device; one line when it is no model."""
-    cls: Any = import_target("model._target_", cfg.model._target_, "model class (see conf/model/)")
+    cls: Any = import_target("model._target_", target, "model class (see conf/model/)")
     try:
         with torch.device("meta"):
             model = cls(input_shape=tuple(input_shape), num_classes=num_classes)
     except Exception as exc:
         raise ConfigError(
-            f"model._target_={cfg.model._target_} could not be built as Net(input_shape, num_classes): "
+            f"model._target_={target} could not be built as Net(input_shape, num_classes): "
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
         ) from None
     if not isinstance(model, torch.nn.Module):
-        raise ConfigError(f"model._target_={cfg.model._target_} built a {type(model).__name__}, not a torch.nn.Module")
+        raise ConfigError(f"model._target_={target} built a {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
@@ -37,7 +38,6 @@ def check_feasible(cfg: DictConfig) -> None:
     """Raise ConfigError for the first setting the data or the model make impossible (skipped for unknown data)."""
     from koopsweep.data.info import describe
     from koopsweep.prune.amount import solve
-    from koopsweep.prune.paramspace import ParamSpace
     from koopsweep.train.iteration_plan import Plan
 
     full = describe(cfg.dataset.source)
@@ -63,7 +63,30 @@ def check_feasible(cfg: DictConfig) -> None:
     scorer = import_target("pruner._target_", pruner._target_, "scorer class (see conf/pruner/)")
     if getattr(scorer, "requires_koopman", False):
         plan.check_koopman_recording(cfg.koopman.delays)
-    model = build_meta_model(cfg, info.input_shape, info.num_classes)
-    space = ParamSpace.from_model(model, list(pruner.kinds), list(pruner.ignore), pruner.ignore_classifier)
-    total = sum(p.numel() for p in model.parameters())
-    solve(pruner.fraction, pruner.compression, space.numel, total, model=cfg.model.name)
+    prunable, total = _counts(
+        cfg.model._target_,
+        tuple(info.input_shape),
+        info.num_classes,
+        tuple(pruner.kinds),
+        tuple(pruner.ignore),
+        pruner.ignore_classifier,
+    )
+    solve(pruner.fraction, pruner.compression, prunable, total, model=cfg.model.name)
+
+
+@functools.lru_cache(maxsize=64)
+def _counts(
+    target: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    kinds: tuple[str, ...],
+    ignore: tuple[str, ...],
+    ignore_classifier: bool,
+) -> tuple[int, int]:
+    """(prunable, total) parameters of a model, built once per setting in a process (a sweep has hundreds of
+    points and building a deep ResNet, even on the meta device, takes a tenth of a second)."""
+    from koopsweep.prune.paramspace import ParamSpace
+
+    model = build_meta_model(target, input_shape, num_classes)
+    space = ParamSpace.from_model(model, list(kinds), list(ignore), ignore_classifier)
+    return space.numel, sum(p.numel() for p in model.parameters())

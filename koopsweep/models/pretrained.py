@@ -159,6 +159,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return dict(loaded)
 
 
+@functools.lru_cache(maxsize=16)
+def _readable(path: str, sha256: str) -> None:
+    read_state_dict(Path(path))
+
+
+def check_weights_file(path: Path, sha256: str) -> None:
+    """Raise ConfigError when the file holds no state dict of tensors (checked once per content in a process)."""
+    _readable(str(path), sha256)
+
+
 def to_model_layout(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Strip DataParallel's ``module.`` prefix; name the classifier as ``model`` does (ShrinkBench: ``linear``)."""
     state = {key.removeprefix("module."): value for key, value in state.items()}
