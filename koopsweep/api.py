@@ -47,7 +47,13 @@ def classifier_module(model: nn.Module) -> str | None:
 
 def prunable_parameters(model: nn.Module) -> list[str]:
     """ShrinkBench's prunable set, as koopsweep's runs choose it: conv and linear weights, the classifier's aside
-    (a model without ``classifier_name`` has its last Linear taken for its classifier)."""
+    (a model without ``classifier_name`` has its last Linear taken for its classifier).
+
+    >>> from torch import nn
+    >>> from koopsweep import prunable_parameters
+    >>> prunable_parameters(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)))
+    ['0.weight']
+    """
     marked = getattr(model, "classifier_name", None)
     classifier = None if marked else classifier_module(model)
     return select_parameters(model, ignore=[classifier] if classifier else [])
@@ -71,6 +77,24 @@ class KoopmanRecorder:
     koopsweep run's recorder for the same window, ``8 × snapshots × prunable`` bytes). ``stride`` is how many
     optimizer steps lie between two ``record()`` calls (KGP's step is lr × stride); ``rank_tol`` and ``delays``
     are the fit's (koopsweep's ``koopman.*``; defaults: untruncated, no delays, as the paper).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from koopsweep import KoopmanRecorder
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))  # the last Linear: the classifier
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x, y = torch.randn(64, 8), torch.randint(2, (64,))
+    >>> recorder = KoopmanRecorder(model, snapshots=10)
+    >>> for _ in range(10):  # the window before pruning: record after each optimizer step
+    ...     optimizer.zero_grad()
+    ...     nn.functional.cross_entropy(model(x), y).backward()
+    ...     optimizer.step()
+    ...     recorder.record()
+    >>> kmp = recorder.masks("kmp", fraction=0.75)  # {parameter name: bool keep-mask}
+    >>> kgp = recorder.masks("kgp", fraction=0.75, lr=0.1)  # ĝ needs the window's step size
+    >>> {name: int((~keep).sum()) for name, keep in kmp.items()}  # exactly 75 % of the 128 prunable weights
+    {'0.weight': 96}
     """
 
     def __init__(
@@ -171,6 +195,21 @@ def masks_for(
     ``kmp``/``kgp`` need a ``recorder`` (its window); ``kgp`` also ``lr`` (the window's learning rate) and
     ``momentum`` (heavy-ball β, undone in ĝ; 0 for plain steps); ``ggp``/``lgp`` need ``batches`` of (x, y), whose
     cross-entropy gradient is averaged. ``scope`` overrides the method's (``global`` or ``layer``).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from koopsweep import masks_for
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))  # 178 parameters, 128 prunable
+    >>> keep = masks_for(model, "gmp", fraction=0.5)["0.weight"]
+    >>> keep.shape, int(keep.sum())
+    (torch.Size([16, 8]), 64)
+    >>> removed = int((~masks_for(model, "gmp", compression=2)["0.weight"]).sum())
+    >>> 178 / (178 - removed)  # ShrinkBench's axis: total / non-zero parameters of the whole network
+    2.0
+    >>> batches = [(torch.randn(32, 8), torch.randint(2, (32,)))]
+    >>> int((~masks_for(model, "ggp", fraction=0.5, batches=batches)["0.weight"]).sum())
+    64
     """
     scorer, default_scope = method(name)
     space = recorder.space if recorder is not None else _space(model, params)
@@ -214,7 +253,15 @@ def _gradient(model: nn.Module, space: ParamSpace, batches: Iterable[Batch] | No
 def apply_masks(model: nn.Module, masks: Masks, how: str = "prune") -> None:
     """Apply keep-masks: ``how="prune"`` through ``torch.nn.utils.prune.custom_from_mask`` (the mask stays on the
     module and holds through further training); ``"inplace"`` zeroes the removed weights now (re-apply after
-    each optimizer step, as koopsweep's fine-tuning does)."""
+    each optimizer step, as koopsweep's fine-tuning does).
+
+    >>> from torch import nn
+    >>> from koopsweep import apply_masks, masks_for
+    >>> model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    >>> apply_masks(model, masks_for(model, "gmp", fraction=0.5))
+    >>> int((model[0].weight == 0).sum()), hasattr(model[0], "weight_mask")  # weight = weight_orig * weight_mask
+    (64, True)
+    """
     if how not in ("prune", "inplace"):
         raise ValueError(f"how must be 'prune' or 'inplace', got {how!r}")
     for name, mask in masks.items():

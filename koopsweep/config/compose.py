@@ -62,7 +62,18 @@ def hydra_context() -> Iterator[None]:
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", check: bool = True) -> DictConfig:
-    """Compose (and by default check) one run's config, raising ConfigError with a one-line explanation."""
+    """Compose (and by default check) one run's config, raising ConfigError with a one-line explanation.
+
+    ``overrides`` are the command line's (``koopsweep model=mnistnet ...``); run the result with ``run_experiment``.
+
+    >>> from koopsweep import compose_config
+    >>> cfg = compose_config(["model=mnistnet", "pruner=kmp", "pruner.compression=16"])
+    >>> cfg.model._target_, cfg.pruner.name, cfg.pruner.compression
+    ('koopsweep.models.MnistNet', 'kmp', 16.0)
+    >>> compose_config(["optimizer.lrr=0.1"])
+    Traceback (most recent call last):
+    koopsweep.errors.ConfigError: unknown config key 'optimizer.lrr': did you mean 'optimizer.lr'?
+    """
     setup()
     user_overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     with hydra_context():

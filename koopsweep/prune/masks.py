@@ -9,7 +9,19 @@ from koopsweep.prune.paramspace import ParamSpace
 
 
 class MaskSet:
-    """A keep-mask over a ParamSpace, applied in place after every optimizer step."""
+    """A keep-mask over a ParamSpace, applied in place after every optimizer step.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from koopsweep import MaskSet, ParamSpace
+    >>> model = nn.Linear(4, 2, bias=False)
+    >>> masks = MaskSet(ParamSpace.from_model(model), torch.tensor([True, False] * 4))
+    >>> masks.apply(model)  # zero the removed weights (after every optimizer step)
+    >>> int((model.weight == 0).sum()), masks.num_removed
+    (4, 4)
+    >>> masks.by_name()["weight"].tolist()  # bool keep-masks by parameter name, for other tools
+    [[True, False, True, False], [True, False, True, False]]
+    """
 
     def __init__(self, space: ParamSpace, keep: torch.Tensor):
         if keep.dtype != torch.bool or keep.shape != (space.numel,):

@@ -1,6 +1,13 @@
 """Pruning methods by name, and the one step from a scorer to a keep-mask that runs and the Python API share.
 
 The names are the configs' (``conf/pruner/*.yaml``): a scorer and the scope of its exact-k selection.
+
+>>> from koopsweep import METHODS
+>>> sorted(METHODS)
+['ggp', 'gmp', 'kgp', 'kmp', 'lgp', 'lmp', 'random']
+>>> scorer, scope = METHODS["lmp"]  # magnitude pruning, k chosen per layer
+>>> scorer.__name__, scope
+('MagnitudeScorer', 'layer')
 """
 
 from __future__ import annotations

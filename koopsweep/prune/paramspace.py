@@ -81,7 +81,18 @@ def select_parameters(
 
 
 class ParamSpace:
-    """Ordered prunable tensors (names, shapes, offsets) with flatten/unflatten and a layout hash."""
+    """Ordered prunable tensors (names, shapes, offsets) with flatten/unflatten and a layout hash.
+
+    >>> from torch import nn
+    >>> from koopsweep import ParamSpace
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> space = ParamSpace.from_model(model, ignore=["2"])  # 2-D weights, module "2" (the classifier) aside
+    >>> space.names, space.numel
+    (['0.weight'], 12)
+    >>> flat = space.flatten(model)  # one float32 vector: what scores, masks and snapshots are over
+    >>> space.unflatten(flat)["0.weight"].shape
+    torch.Size([4, 3])
+    """
 
     def __init__(self, names: Sequence[str], shapes: Sequence[Sequence[int]]):
         offset = 0

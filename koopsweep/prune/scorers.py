@@ -23,6 +23,13 @@ class KoopmanFit(Protocol):
 
     A run passes its trunk's cached fit, the Python API its recorder's (koopsweep.koopman.vectors.KoopmanVectors);
     the vectors are flat float32 over the ParamSpace. A scorer of your own may use any of the three methods.
+
+    >>> import torch
+    >>> from koopsweep import KoopmanFit
+    >>> from koopsweep.koopman.vectors import KoopmanVectors
+    >>> fit = KoopmanVectors({"rank": 3}, torch.ones(4), torch.zeros(4), lr=0.1, momentum=0.9)
+    >>> isinstance(fit, KoopmanFit), fit.fixed_point().shape
+    (True, torch.Size([4]))
     """
 
     def summary(self) -> dict[str, Any]:
@@ -40,7 +47,16 @@ class KoopmanFit(Protocol):
 
 @dataclass
 class PruneContext:
-    """Everything a scorer may look at when pruning at iteration ``iteration``."""
+    """Everything a scorer may look at when pruning at iteration ``iteration``.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from koopsweep import ParamSpace, PruneContext
+    >>> model = nn.Linear(3, 2)
+    >>> ctx = PruneContext(model=model, space=ParamSpace.from_model(model, kinds=["weight", "bias"]), iteration=0)
+    >>> ctx.theta().shape  # the prunable parameters, flat: 6 weights, then 2 biases
+    torch.Size([8])
+    """
 
     model: nn.Module
     space: ParamSpace
@@ -69,7 +85,26 @@ class PruneContext:
 
 
 class Scorer(ABC):
-    """Maps a PruneContext to a score vector over the ParamSpace; higher means more important."""
+    """Maps a PruneContext to a score vector over the ParamSpace; higher means more important.
+
+    A rule of your own is a subclass; ``pruner._target_=yourmodule.Largest`` runs it in koopsweep's runs.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from koopsweep import ParamSpace, PruneContext, Scorer
+    >>> from koopsweep.prune import select_keep
+    >>> class Largest(Scorer):  # GMP's opposite: the largest weights go first
+    ...     def scores(self, ctx):
+    ...         return -ctx.theta().abs()
+    >>> model = nn.Linear(4, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, -2.0, 3.0, -4.0], [5.0, -6.0, 7.0, -8.0]]))
+    >>> space = ParamSpace.from_model(model)
+    >>> keep = select_keep(Largest().scores(PruneContext(model, space, iteration=0)), 6, space, "global")
+    >>> space.unflatten(keep)["weight"]  # 6 removed: the 2 smallest weights kept
+    tensor([[ True,  True, False, False],
+            [False, False, False, False]])
+    """
 
     requires_koopman: ClassVar[bool] = False
     # Gradient-flavoured scorers are also compared with gradient pruning (GGP) at the same t and fraction.

@@ -35,7 +35,26 @@ from koopsweep.train.state import BranchCheckpoint
 
 
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
-    """Execute one run and write results.json (and model.pt) into ``paths.output_dir``; returns the results."""
+    """Execute one run and write results.json (and model.pt) into ``paths.output_dir``; returns the results.
+
+    A few seconds on synthetic data (the dense trunk goes to ``paths.store_dir``, under ``paths.root_dir``):
+
+    >>> import shutil, tempfile
+    >>> from koopsweep import compose_config, run_experiment
+    >>> folder = tempfile.mkdtemp()
+    >>> cfg = compose_config([
+    ...     "dataset=synthetic", "dataset.source.train=256", "dataset.source.test=128", "schedule.train=2ep",
+    ...     "schedule.finetune=1ep", "pruner=gmp", "pruner.compression=4", "logger=none",
+    ...     f"paths.root_dir={folder}", f"paths.output_dir={folder}/run",
+    ... ])
+    >>> results = run_experiment(cfg)  # doctest: +ELLIPSIS
+    stage   test acc  test loss
+    ...
+    results: .../run/results.json
+    >>> results["status"], round(results["metrics"]["mask/compression"], 3)
+    ('finished', 4.0)
+    >>> shutil.rmtree(folder)
+    """
     wall = time.perf_counter()
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert isinstance(resolved, dict)
