@@ -110,17 +110,22 @@ def test_changed_images_are_decoded_again(tmp_path: Path) -> None:
     ("damage", "message"),
     [
         (lambda root: None, "does not exist"),
+        ("unset", "dataset.source.path is not set"),
         (lambda root: make_folder(root / "imgs", {"train": 2}), "no images under test/<class>/"),
         (lambda root: (make_folder(root / "imgs"), _remove(root / "imgs" / "test" / "bee")), "only in train: ['bee']"),
         (lambda root: (make_folder(root / "imgs"), _garbage(root / "imgs" / "test" / "cat" / "bad.jpg")), "bad.jpg"),
         (lambda root: (make_folder(root / "imgs"), _odd_size(root / "imgs" / "train" / "ant" / "odd.png")), "odd.png"),
     ],
-    ids=["missing", "no-test-split", "class-missing", "unreadable", "other-size"],
+    ids=["missing", "unset", "no-test-split", "class-missing", "unreadable", "other-size"],
 )
 def test_bad_folders_are_one_line_naming_the_problem(tmp_path: Path, damage, message: str) -> None:
-    damage(tmp_path)
+    if damage == "unset":  # the config's ??? placeholder left as it is
+        path = "???"
+    else:
+        damage(tmp_path)
+        path = "imgs"
     with pytest.raises(DataError) as error:
-        load_image_folder(tmp_path, "imgs")
+        load_image_folder(tmp_path, path)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 

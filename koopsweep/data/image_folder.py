@@ -204,6 +204,11 @@ def channel_statistics(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[f
 
 def resolve_source(root: str | Path, path: str | Path) -> Path:
     """``path`` (absolute, or relative to ``root`` = paths.data_dir) as an existing folder or archive."""
+    if str(path) in ("", "???"):
+        raise DataError(
+            "dataset.source.path is not set: give the folder (or .tar/.tar.gz archive) holding train/<class>/<image> "
+            "and test/<class>/<image>, e.g. dataset.source.path=/data/my_images"
+        )
     source = Path(path).expanduser()
     source = source if source.is_absolute() else Path(root).expanduser() / source
     if not source.exists():
