@@ -14,7 +14,7 @@ import pytest
 import koopsweep
 from koopsweep.cli import main
 from koopsweep.errors import ConfigError
-from koopsweep.sweeps import launchers
+from koopsweep.sweeps import launcher_plugins as launchers
 from koopsweep.sweeps.files import resolve_sweep, shipped_sweeps, sweeps_dir
 from koopsweep.sweeps.spec import load_spec
 

@@ -23,7 +23,7 @@ from koopsweep.cli import main, preflight
 from koopsweep.config.compose import compose_config, expand_overrides
 from koopsweep.errors import ConfigError
 from koopsweep.sweeps import launch as launching
-from koopsweep.sweeps.agent import agent_command, app_argv
+from koopsweep.sweeps.agent_command import agent_command, app_argv
 from koopsweep.sweeps.grid import PRUNE_AT, parsed_point, step_key, value_hash, wandb_grid
 from koopsweep.sweeps.plan import SweepPlan, plan_sweep
 from koopsweep.sweeps.spec import load_spec

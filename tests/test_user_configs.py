@@ -101,7 +101,7 @@ def test_a_glob_multirun_of_ones_own_experiment_runs(myconf: Path, tmp_path: Pat
 def test_a_sweep_run_requeued_by_a_wandb_agent_resumes_its_own_branch(tmp_path: Path, capsys) -> None:
     """On resume the agent re-passes the run's whole W&B config (koopsweep's flat keys, hydra_cfg, trunk_id,
     branch_id, _wandb) after the sweep command's own arguments; the run must compose the same config again."""
-    from koopsweep.sweeps.agent import expand
+    from koopsweep.sweeps.agent_command import expand
     from koopsweep.tracking import flatten_config
 
     command = [

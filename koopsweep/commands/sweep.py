@@ -87,7 +87,7 @@ def _validate(args: argparse.Namespace) -> None:
     plan = plan_sweep(args.file, args.overrides, exact=args.exact, latest_first=args.latest_first, only=args.only)
     print(plan.table())
     if args.list:
-        from koopsweep.sweeps.agent import agent_command
+        from koopsweep.sweeps.agent_command import agent_command
 
         for i, point in enumerate(plan.launch_order()):
             print(f"{i:>5} {point.trunk}  {' '.join(agent_command(plan.spec, point.values)[1:])}")

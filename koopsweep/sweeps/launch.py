@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from koopsweep.config import conf_dir, setup, unique_suffix
 from koopsweep.errors import ConfigError, KoopsweepError
-from koopsweep.sweeps import launchers
+from koopsweep.sweeps import launcher_plugins
 from koopsweep.sweeps.plan import SweepPlan, plan_sweep
 
 LOCAL_MODES = ("offline", "disabled")
@@ -124,7 +124,7 @@ def local_launch(
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: give at least 1 job")
     if jobs > 1:
-        launchers.require(launchers.JOBLIB, f"--jobs {jobs}")
+        launcher_plugins.require(launcher_plugins.JOBLIB, f"--jobs {jobs}")
     threads = max(1, n // jobs) if threads is None else threads
     if threads < 1:
         raise ConfigError(f"--threads {threads}: give at least 1 thread")
@@ -157,7 +157,7 @@ def slurm_launch(
     """Plan a multirun through conf/hydra/launcher/slurm.yaml, the options overriding the preset's fields."""
     if wandb_mode not in SLURM_MODES:
         raise ConfigError(f"--wandb {wandb_mode!r} is not one of {', '.join(SLURM_MODES)}")
-    launchers.require(launchers.SUBMITIT, "koopsweep sweep slurm")
+    launcher_plugins.require(launcher_plugins.SUBMITIT, "koopsweep sweep slurm")
     for flag, value in (("--time", time_min), ("--cpus", cpus)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value}: give a positive number")

@@ -28,7 +28,7 @@ from koopsweep.config.checks import check_config
 from koopsweep.config.compose import compose_config, explain, hydra_context, overrides_parser
 from koopsweep.errors import ConfigError
 from koopsweep.store import ids
-from koopsweep.sweeps.agent import app_argv
+from koopsweep.sweeps.agent_command import app_argv
 from koopsweep.sweeps.grid import wandb_grid
 from koopsweep.sweeps.spec import SweepSpec, Value
 
