@@ -94,6 +94,82 @@ def _writable_homes(run_dir: Path) -> None:
         _redirected.add(name)
 
 
+def _resolved_mode(mode: str) -> tuple[str, str | None]:
+    """The mode a run gets (online, offline or disabled) and why it is offline when not asked to be; after a job of
+    this process waited for an unreachable server, online runs go offline at once."""
+    resolved, reason = resolve_mode(mode)
+    if resolved == "online" and _unreachable:
+        resolved, reason = "offline", _unreachable[-1]
+    return resolved, reason
+
+
+def _abandon_open_runs() -> None:
+    """Finish a run still open in this process as failed: reinit would finish it as a success, and an unfinished
+    job did not succeed."""
+    for previous in list(_open):
+        print("koopsweep: a W&B run was still open when a new one started; finished it as failed", file=sys.stderr)
+        previous._abandon()
+
+
+def _run_config(resolved_config: Mapping[str, Any] | None, display_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The W&B run config: flat dotted keys for display, the whole resolved config under RESOLVED_CONFIG_KEY."""
+    full = dict(resolved_config or {})
+    config = dict(flatten_config(full) if display_config is None else display_config)
+    config[RESOLVED_CONFIG_KEY] = full
+    return config
+
+
+def _init_kwargs(resolved: str, run_id: str | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """wandb.init's keywords for the run's ``fields``: quiet, resumed by ``run_id``, and under a sweep agent without
+    project, entity and id (the agent owns them; passing them only warns)."""
+    import wandb
+
+    kwargs: dict[str, Any] = dict(
+        fields,
+        reinit="finish_previous",
+        # koopsweep prints its own summary and the one line about offline runs; W&B's banner and summary
+        # table would repeat them (errors and warnings still show).
+        settings=wandb.Settings(quiet=True, **_init_timeout(resolved)),
+    )
+    if run_id is not None:
+        kwargs.update(id=run_id, resume="allow")
+    if os.environ.get("WANDB_SWEEP_ID"):
+        for key in ("project", "entity", "id", "resume"):
+            kwargs.pop(key, None)
+    return kwargs
+
+
+def _init_run(resolved: str, reason: str | None, kwargs: dict[str, Any]) -> tuple[Any, str, str | None]:
+    """wandb.init in the resolved mode: (run, mode, reason). An online init the server refuses or does not answer
+    goes offline, and so do later runs of this process; settings W&B rejects are one ConfigError line."""
+    import wandb
+
+    try:
+        try:
+            return wandb.init(mode=resolved, **kwargs), resolved, reason
+        except (wandb.errors.CommError, wandb.errors.AuthenticationError) as exc:
+            if resolved != "online":
+                raise
+            reason = f"W&B server unreachable or key rejected ({first_line(exc)})"
+            _unreachable.append(reason)
+            # wandb-core keeps the failed attempt's stream under the run id ("run ID ... is in use" on the
+            # retry): stop the service, so the offline run starts in a fresh one with the same id.
+            wandb.teardown()
+            kwargs["settings"] = wandb.Settings(quiet=True)
+            return wandb.init(mode="offline", **kwargs), "offline", reason
+    except (wandb.errors.UsageError, ValueError) as exc:
+        raise ConfigError(f"W&B rejected the logger settings: {first_line(exc)}") from exc
+
+
+def _announce_offline(reason: str, offline_dir: Path | None) -> None:
+    print(
+        f"koopsweep: W&B logging offline: {reason}; run stored in {offline_dir}; "
+        f"upload it later with: wandb sync {offline_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 class Tracker:
     """One W&B run (or a no-op stand-in when disabled). Build with `Tracker.start(...)`, use as a context manager."""
 
@@ -124,68 +200,22 @@ class Tracker:
 
         `display_config` (flat dotted keys) defaults to the flattened resolved config.
         """
-        resolved, reason = resolve_mode(mode)
-        if resolved == "online" and _unreachable:  # a previous job of this process already waited for the server
-            resolved, reason = "offline", _unreachable[-1]
+        resolved, reason = _resolved_mode(mode)
         tag_list = _check_names(tags, run_id)
         run_dir = Path(run_dir).expanduser().resolve()  # Hydra may chdir: never depend on the working directory
-        for previous in list(_open):  # reinit would finish it as a success; an unfinished job did not succeed
-            print("koopsweep: a W&B run was still open when a new one started; finished it as failed", file=sys.stderr)
-            previous._abandon()
+        _abandon_open_runs()
         if resolved == "disabled":
             return cls(None, "disabled", run_dir, None)
 
-        import wandb
-
-        full = dict(resolved_config or {})
-        config = dict(flatten_config(full) if display_config is None else display_config)
-        config[RESOLVED_CONFIG_KEY] = full
+        config = _run_config(resolved_config, display_config)
         run_dir.mkdir(parents=True, exist_ok=True)
         _writable_homes(run_dir)
-        kwargs: dict[str, Any] = dict(
-            project=project,
-            entity=entity,
-            name=name,
-            group=group,
-            job_type=job_type,
-            tags=tag_list,
-            notes=notes,
-            dir=str(run_dir),
-            config=config,
-            reinit="finish_previous",
-            # koopsweep prints its own summary and the one line about offline runs; W&B's banner and summary
-            # table would repeat them (errors and warnings still show).
-            settings=wandb.Settings(quiet=True, **_init_timeout(resolved)),
-        )
-        if run_id is not None:
-            kwargs.update(id=run_id, resume="allow")
-        if os.environ.get("WANDB_SWEEP_ID"):  # the agent owns project, entity and id; passing them only warns
-            for key in ("project", "entity", "id", "resume"):
-                kwargs.pop(key, None)
-        try:
-            try:
-                run = wandb.init(mode=resolved, **kwargs)
-            except (wandb.errors.CommError, wandb.errors.AuthenticationError) as exc:
-                if resolved != "online":
-                    raise
-                resolved = "offline"
-                reason = f"W&B server unreachable or key rejected ({first_line(exc)})"
-                _unreachable.append(reason)
-                # wandb-core keeps the failed attempt's stream under the run id ("run ID ... is in use" on the
-                # retry): stop the service, so the offline run starts in a fresh one with the same id.
-                wandb.teardown()
-                kwargs["settings"] = wandb.Settings(quiet=True)
-                run = wandb.init(mode="offline", **kwargs)
-        except (wandb.errors.UsageError, ValueError) as exc:
-            raise ConfigError(f"W&B rejected the logger settings: {first_line(exc)}") from exc
+        fields = dict(project=project, entity=entity, name=name, group=group, job_type=job_type, tags=tag_list)
+        kwargs = _init_kwargs(resolved, run_id, dict(fields, notes=notes, dir=str(run_dir), config=config))
+        run, resolved, reason = _init_run(resolved, reason, kwargs)
         offline_dir = Path(run.settings.sync_dir) if resolved == "offline" else None
         if reason is not None:
-            print(
-                f"koopsweep: W&B logging offline: {reason}; run stored in {offline_dir}; "
-                f"upload it later with: wandb sync {offline_dir}",
-                file=sys.stderr,
-                flush=True,
-            )
+            _announce_offline(reason, offline_dir)
         tracker = cls(run, resolved, run_dir, offline_dir)
         _open.append(tracker)
         return tracker
