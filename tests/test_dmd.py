@@ -399,3 +399,22 @@ def test_a_non_finite_fit_vector_is_one_line_not_scores():
     with pytest.raises(KoopsweepError, match="non-finite ĝ") as info:
         require_finite(torch.tensor([1.0, float("inf")]), "ĝ")
     assert "\n" not in str(info.value)
+
+
+def test_a_drifting_trajectory_splits_lambda_1_and_the_cluster_recovers_its_slow_part() -> None:
+    """θ(t) = a + b·t + c·μ^t: a Jordan block at 1 (the drift) that exact DMD splits into 1 ± δ with large
+    amplitudes of opposite sign. The nearest mode alone is then far from the slow part a + b·T; the modes within
+    ``cluster_radius`` of 1 together give it back (what KMP scores with koopman.cluster_radius > 0)."""
+    generator = torch.Generator().manual_seed(3)
+    a, b, c = (torch.randn(400, generator=generator, dtype=torch.float64) for _ in range(3))
+    steps = torch.arange(30, dtype=torch.float64)[:, None]
+    z = a + 1e-3 * b * steps + c * 0.6**steps
+    fit = fit_dmd(z)
+    near = sorted(abs(complex(lam) - 1) for lam in fit.eigenvalues)
+    assert near[0] < 1e-3 and near[1] < 1e-3 and near[2] > 0.3  # two eigenvalues at 1 ± δ, the transient at 0.6
+    slow = a + 1e-3 * b * 29
+    nearest = fit.combine(fit.fixed_point_weights()).real
+    cluster = fit.combine(fit.fixed_point_weights(cluster_radius=1e-2)).real
+    assert len(fit.cluster_indices(1e-2)) == 2
+    assert torch.linalg.norm(cluster - slow) / torch.linalg.norm(slow) < 1e-6
+    assert torch.linalg.norm(nearest - slow) / torch.linalg.norm(slow) > 0.1

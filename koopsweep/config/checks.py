@@ -143,6 +143,9 @@ def _check_koopman(koop: DictConfig) -> None:
         raise ConfigError("koopman.window=0 records nothing: use e.g. '1ep' or '200it'")
     _range("koopman.stride", koop.stride, lambda v: v >= 1, "stride >= 1")
     _range("koopman.rank_tol", koop.rank_tol, lambda v: 0 <= v < 1, "0 <= rank_tol < 1 (0 = untruncated)")
+    _range(
+        "koopman.cluster_radius", koop.cluster_radius, lambda v: 0 <= v < 1, "0 <= cluster_radius < 1 (0 = the paper's)"
+    )
     _range("koopman.delays", koop.delays, lambda v: v >= 0, "delays >= 0")
     _range("koopman.chunk_size", koop.chunk_size, lambda v: v >= 1, "chunk_size >= 1")
 

@@ -104,6 +104,7 @@ class KoopmanConfig:
     delays: int = 0
     chunk_size: int = 64
     momentum_correction: bool = True
+    cluster_radius: float = 0.0
 
 
 @dataclass

@@ -294,11 +294,29 @@ class DMDFit:
         """Mode ϕ_j (first N-block), complex128, shape (N,)."""
         return self.modes([j])[:, 0]
 
-    def fixed_point_weights(self) -> torch.Tensor:
-        """Mode weights of θ* = Re(b* ϕ*): the amplitude of the eigenvalue nearest 1, zero elsewhere."""
+    def fixed_point_weights(self, cluster_radius: float = 0.0) -> torch.Tensor:
+        """Mode weights of θ*: with ``cluster_radius`` 0 (the paper's), Re(b* ϕ*) for the eigenvalue nearest 1
+        alone; otherwise every mode with |λ − 1| <= ``cluster_radius`` (the nearest always), each weighted by its
+        amplitude at the last snapshot (``cluster_indices``).
+
+        Why a cluster: a network still drifting slowly (continued training at a small constant rate) has a Jordan
+        block at λ = 1 (θ ≈ a + b t), which exact DMD splits into two eigenvalues 1 ± δ with large amplitudes of
+        opposite sign; the nearest mode alone then carries an arbitrary share of θ. Their sum is well conditioned:
+        the slow part of θ at the pruning time.
+        """
         weights = torch.zeros(self.rank, dtype=torch.complex128)
-        weights[self.closest_index] = self.amplitudes[self.closest_index]
+        if cluster_radius <= 0:
+            weights[self.closest_index] = self.amplitudes[self.closest_index]
+            return weights
+        cluster = self.cluster_indices(cluster_radius)
+        weights[cluster] = self.amplitudes_at(self.count - 1 - self.delays)[cluster]
         return weights
+
+    def cluster_indices(self, cluster_radius: float) -> torch.Tensor:
+        """Indices of the eigenvalues within ``cluster_radius`` of 1, the nearest one always among them."""
+        inside = (self.eigenvalues - 1).abs() <= cluster_radius
+        inside[self.closest_index] = True
+        return torch.nonzero(inside).flatten()
 
     def fixed_point(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Re(b* ϕ*) for the eigenvalue nearest 1: the Koopman estimate of θ* (KMP scores its magnitude)."""

@@ -13,11 +13,15 @@ import torch
 from koopsweep.koopman.dmd import DMDFit, require_finite
 
 
-def pruning_vectors(fit: DMDFit, lr_step: float, momentum: float, what: str = "θ* or ĝ") -> tuple[torch.Tensor, ...]:
+def pruning_vectors(
+    fit: DMDFit, lr_step: float, momentum: float, what: str = "θ* or ĝ", cluster_radius: float = 0.0
+) -> tuple[torch.Tensor, ...]:
     """(θ*, ĝ) as float32 CPU vectors: the fixed point and the gradient reconstruction at the last snapshot, for a
-    snapshot step of learning rate ``lr_step`` (lr × stride) and heavy-ball ``momentum`` (0: plain steps)."""
+    snapshot step of learning rate ``lr_step`` (lr × stride) and heavy-ball ``momentum`` (0: plain steps).
+    ``cluster_radius``: θ* from the modes within that distance of 1 (``DMDFit.fixed_point_weights``)."""
     last = fit.count - 1
-    both = fit.combine_many([fit.fixed_point_weights(), fit.gradient_weights(last, lr_step, momentum)])
+    fixed = fit.fixed_point_weights(cluster_radius)
+    both = fit.combine_many([fixed, fit.gradient_weights(last, lr_step, momentum)])
     require_finite(both, what)
     return both[:, 0].to(torch.float32).cpu(), both[:, 1].to(torch.float32).cpu()
 

@@ -32,7 +32,7 @@ TRUNK_FIELDS: dict[str, tuple[type | None, tuple[str, ...]]] = {
 BRANCH_FIELDS: dict[str, tuple[type | None, tuple[str, ...]]] = {
     "pruner": (PrunerConfig, tuple(f.name for f in fields(PrunerConfig) if f.name not in ("compare",))),
     "schedule": (ScheduleConfig, ("prune_at", "finetune", "finetune_lr")),
-    "koopman": (KoopmanConfig, ("window", "stride", "rank_tol", "delays", "momentum_correction")),
+    "koopman": (KoopmanConfig, ("window", "stride", "rank_tol", "delays", "momentum_correction", "cluster_radius")),
 }
 
 

@@ -79,6 +79,7 @@ class KoopmanRecording:
         lr: float,
         momentum: float,
         keep_snapshots: bool = False,
+        cluster_radius: float = 0.0,
     ):
         self.trunk, self.layout_hash, self.numel = trunk, layout_hash, numel
         self.start, self.end, self.stride = start, end, stride
@@ -86,7 +87,9 @@ class KoopmanRecording:
         self.lr, self.momentum, self.keep_snapshots = lr, momentum, keep_snapshots
         self.key = f"w{start}-{end}-s{stride}"
         self.directory = trunk.window_dir(self.key)
-        self.fit_path = trunk.fit_path(f"{self.key}-r{rank_tol:g}-d{delays}-v{FIT_VERSION}")
+        self.cluster_radius = cluster_radius
+        cluster = f"-c{cluster_radius:g}" if cluster_radius > 0 else ""  # θ* differs; the paper's keeps its key
+        self.fit_path = trunk.fit_path(f"{self.key}-r{rank_tol:g}-d{delays}{cluster}-v{FIT_VERSION}")
         self.gradient_key = gradient_key(lr * stride, momentum)
         self._hook: SnapshotHook | None = None
         self._vector_fn = None
@@ -122,6 +125,7 @@ class KoopmanRecording:
             lr,
             momentum,
             run.cfg.store.keep_windows,
+            koop.cluster_radius,
         )
         window._vector_fn = lambda: run.space.flatten(run.model)
         return window
@@ -217,9 +221,13 @@ class KoopmanRecording:
         self._in_memory = None  # the buffer goes with the fit
         fit = fit_dmd(snapshots, self.rank_tol, self.delays, device=self.device)
         what = f"θ* or ĝ for window {self.key}"
-        fixed_point, gradient = pruning_vectors(fit, self.lr * self.stride, self.momentum, what)  # as koopsweep.api
+        radius = self.cluster_radius
+        fixed_point, gradient = pruning_vectors(fit, self.lr * self.stride, self.momentum, what, radius)  # as the API
+        summary = fit.summary()
+        if radius > 0:
+            summary["cluster_modes"] = len(fit.cluster_indices(radius))
         vectors = self._load_cache()
-        vectors.update({"summary": fit.summary(), "fixed_point": fixed_point, self.gradient_key: gradient})
+        vectors.update({"summary": summary, "fixed_point": fixed_point, self.gradient_key: gradient})
         save_checked(self.fit_path, vectors, {"layout_hash": self.layout_hash})
         if not self.keep_snapshots:
             shutil.rmtree(self.directory, ignore_errors=True)
