@@ -21,9 +21,10 @@ EPILOG = """examples:
   koopsweep report outputs/multiruns/timing_kmp outputs/multiruns/timing_kgp --out reports/timing --format pdf
   koopsweep report --group-by experiment,model,optimizer.lr  # any runs.csv column or config key
   koopsweep report docs/results/mnist                        # redraw a committed report from its runs.csv
+  koopsweep report outputs/multiruns/fcn_width --distance-by model.kwargs.hidden,seed  # spectra by width, seed
 
 figures: accuracy_vs_compression, overlap_vs_time, accuracy_vs_time, accuracy_gap_vs_time, koopman_vs_time,
-spectrum_complex_plane (see docs/report.md)
+spectrum_complex_plane, spectral_distance_matrix, spectral_distance_vs_time, koopman_predictors (see docs/report.md)
 """
 
 
@@ -55,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated keys that split panels and tables: runs.csv columns or config keys "
         "such as optimizer.lr (default: experiment,model,dataset)",
     )
+    parser.add_argument(
+        "--distance-by",
+        default="seed,prune_step",
+        metavar="KEYS",
+        help="comma-separated keys that label (and order) each Koopman spectrum in the spectral-distance matrix "
+        "and its tables: runs.csv columns or config keys (default: seed,prune_step)",
+    )
     return parser
 
 
@@ -83,6 +91,7 @@ def main(argv: Sequence[str]) -> None:
         read_table,
         write_spectra,
     )
+    from koopsweep.report.dynamics_tables import write_dynamics
     from koopsweep.report.figures import make_figures
     from koopsweep.report.output import SUMMARY, staged_folder
     from koopsweep.report.stats import repeated_seeds
@@ -94,7 +103,8 @@ def main(argv: Sequence[str]) -> None:
             raise ConfigError(f"report: {path} does not exist; give folders that hold results.json files")
     paths = args.paths or [default_outputs()]
     keys = group_keys(args.group_by)
-    extra = [k for k in keys if k not in COLUMNS]
+    labels = group_keys(args.distance_by)
+    extra = [k for k in dict.fromkeys([*keys, *labels]) if k not in COLUMNS]
     table = len(paths) == 1 and is_table_folder(paths[0])
     if table:
         try:
@@ -115,8 +125,9 @@ def main(argv: Sequence[str]) -> None:
         )
     unknown = [k for k in extra if all(row[k] is None for row in collection.rows)]
     if unknown:
+        option = "--group-by" if unknown[0] in keys else "--distance-by"
         raise ConfigError(
-            f"report: --group-by {unknown[0]!r} is neither a runs.csv column nor a config key of any run "
+            f"report: {option} {unknown[0]!r} is neither a runs.csv column nor a config key of any run "
             f"(columns: {', '.join(COLUMNS[:6])}, ...; config keys look like optimizer.lr)"
         )
 
@@ -138,11 +149,14 @@ def main(argv: Sequence[str]) -> None:
         write_csv(collection.rows, [*COLUMNS, *extra], stage / RUNS_CSV)
         if collection.spectra:
             write_spectra(collection.spectra, stage / SPECTRA_JSONL)
-        figures = make_figures(collection.rows, collection.spectra, stage, args.format, keys)
+        figures = make_figures(collection.rows, collection.spectra, stage, args.format, keys, labels)
+        tables = write_dynamics(collection.rows, collection.spectra, stage, keys, labels)
         (stage / SUMMARY).write_text(summary_markdown(collection, keys, figures), encoding="utf-8")
     print(f"wrote {out / RUNS_CSV} ({len(collection.rows)} runs)")
     if collection.spectra:
         print(f"wrote {out / SPECTRA_JSONL} ({len(collection.spectra)} spectra)")
     print(f"wrote {out / SUMMARY}")
+    for table in tables:
+        print(f"wrote {out / table.name}")
     for fig in figures:
         print(f"wrote {out / fig.path.name} ({fig.note})" if fig.path else f"skipped {fig.name}: {fig.note}")

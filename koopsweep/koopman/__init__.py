@@ -3,13 +3,24 @@
 ``fit_dmd`` turns a (T, N) trajectory or a recorded ``SnapshotWindow`` into a ``DMDFit`` (spectrum, the fixed
 point behind KMP, the gradient reconstruction behind KGP); ``SnapshotRecorder``/``SnapshotHook`` record the window
 while training. ``spectral_distance`` compares two fits' dynamics by their eigenvalues. See docs/koopman.md.
+
+Names load on first use, so a module that only needs the spectral tools (numpy) does not import torch.
 """
 
-from koopsweep.koopman.dmd import DMDFit, fit_dmd
-from koopsweep.koopman.gram import increment_gram, raw_gram
-from koopsweep.koopman.recorder import SnapshotHook, SnapshotRecorder
-from koopsweep.koopman.spectral import spectral_distance
-from koopsweep.koopman.window import SnapshotWindow
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "DMDFit": "koopsweep.koopman.dmd",
+    "fit_dmd": "koopsweep.koopman.dmd",
+    "increment_gram": "koopsweep.koopman.gram",
+    "raw_gram": "koopsweep.koopman.gram",
+    "SnapshotHook": "koopsweep.koopman.recorder",
+    "SnapshotRecorder": "koopsweep.koopman.recorder",
+    "spectral_distance": "koopsweep.koopman.spectral",
+    "SnapshotWindow": "koopsweep.koopman.window",
+}
 
 __all__ = [
     "DMDFit",
@@ -21,3 +32,24 @@ __all__ = [
     "raw_gram",
     "spectral_distance",
 ]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers; at run time __getattr__ imports on first use
+    from koopsweep.koopman.dmd import DMDFit, fit_dmd
+    from koopsweep.koopman.gram import increment_gram, raw_gram
+    from koopsweep.koopman.recorder import SnapshotHook, SnapshotRecorder
+    from koopsweep.koopman.spectral import spectral_distance
+    from koopsweep.koopman.window import SnapshotWindow
+
+
+def __getattr__(name: str) -> object:
+    """A public name, imported from its module on first use (then kept here)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'koopsweep.koopman' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,4 +1,5 @@
-"""The paper's figures from the rows of runs.csv; each is drawn only when its data exist, otherwise says why not.
+"""The paper's figures (and the training-dynamics ones of koopsweep.report.dynamics_figures) from the rows of
+runs.csv; each is drawn only when its data exist, otherwise says why not.
 
 Every builder takes the finished rows, the Koopman spectra and the ``--group-by`` keys (a ``Data``) and returns a
 figure, or a one-line reason. Amounts are ShrinkBench's compression targets where runs set ``pruner.compression``
@@ -16,34 +17,24 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from koopsweep.report.agreement import MAX_GAP, MIN_OVERLAP
 from koopsweep.report.collect import Row, number
-from koopsweep.report.labels import group_title, level, level_label, step_label, time_label
+from koopsweep.report.dynamics_figures import koopman_predictors, spectral_distance_matrix, spectral_distance_vs_time
+from koopsweep.report.figure_data import DEFAULT_LABELS, Built, Data
+from koopsweep.report.labels import TIME_AXIS, group_title, level, level_label, time_label, time_ticks
 from koopsweep.report.plot import figure_of_blocks, line_with_band, panel_grid, panel_list, save
 from koopsweep.report.spectrum import draw_spectrum, near_one
 from koopsweep.report.stats import Curve, curve, group, mean_std, one_per, values
 from koopsweep.report.style import DENSE, RC, gap_axis, log2_axis, method_style, time_axis
 
 STAGES = (("pruned_acc", "right after pruning"), ("final_acc", "after refinement"))
-TIME_AXIS = "pruning time (log scale)"
 ACC_AXIS = "test accuracy (%)"
 GAP_PAIRS = (("kmp", "gmp"), ("kgp", "ggp"))  # a Koopman method and the baseline it is claimed to match
 MAX_TIMES_PER_COMPRESSION_FIGURE = 3  # groups pruned at more times are shown against time instead
 SPECTRUM_TIMES = 4  # pruning times shown in the complex plane per group
 PERCENT = (0.0, 100.0)  # accuracies and overlaps in %: their bands stop at the range
-Built = Figure | str
-
-
-@dataclass(frozen=True)
-class Data:
-    """What the builders draw from: finished rows, one spectrum per fit, and the grouping keys."""
-
-    rows: Sequence[Row]
-    spectra: Sequence[Row]
-    keys: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -58,15 +49,6 @@ class FigureResult:
 # ----------------------------------------------------------------------------------------------------- helpers
 def _with_level(rows: Sequence[Row]) -> list[Row]:
     return [{**r, "level": level(r)} for r in rows if level(r) is not None]
-
-
-def time_ticks(rows: Sequence[Row]) -> list[tuple[float, str]]:
-    """(epoch, label) for each pruning time run: the configured step ('50it', '2ep'), 'end' shown with its epoch."""
-    ticks = []
-    for (epoch,), runs in group([r for r in rows if number(r["prune_epoch"])], ["prune_epoch"]).items():
-        labels = {step_label(r) for r in runs}
-        ticks.append((float(epoch), labels.pop() if len(labels) == 1 else f"{epoch:.3g}ep"))
-    return ticks
 
 
 def _has_accuracy(row: Row) -> bool:
@@ -325,14 +307,22 @@ FIGURES: tuple[tuple[str, Callable[[Data], Built], str], ...] = (
     ("accuracy_gap_vs_time", accuracy_gap_vs_time, "accuracy KMP − GMP (KGP − GGP) vs pruning time"),
     ("koopman_vs_time", koopman_vs_time, "Koopman |λ* − 1|, distance to θ* and rank vs pruning time"),
     ("spectrum_complex_plane", spectrum_complex_plane, "Koopman eigenvalues in the complex plane"),
+    ("spectral_distance_matrix", spectral_distance_matrix, "pairwise spectral distances between Koopman spectra"),
+    ("spectral_distance_vs_time", spectral_distance_vs_time, "distance to the converged spectrum, overlap, vs time"),
+    ("koopman_predictors", koopman_predictors, "fit scalars vs overlap and accuracy gap, with rank correlations"),
 )
 
 
 def make_figures(
-    rows: Sequence[Row], spectra: Sequence[Row], out: Path, fmt: str, keys: Sequence[str]
+    rows: Sequence[Row],
+    spectra: Sequence[Row],
+    out: Path,
+    fmt: str,
+    keys: Sequence[str],
+    labels: Sequence[str] = DEFAULT_LABELS,
 ) -> list[FigureResult]:
     """Draw every figure the finished rows allow into ``out``; the others come back with the reason."""
-    data = Data([r for r in rows if r["status"] == "finished"], spectra, keys)
+    data = Data([r for r in rows if r["status"] == "finished"], spectra, keys, labels)
     made = []
     for name, build, what in FIGURES:
         with matplotlib.rc_context(RC):

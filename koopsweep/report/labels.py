@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from koopsweep.report.collect import Row, number
+from koopsweep.report.stats import group
+
+TIME_AXIS = "pruning time (log scale)"
 
 
 def group_title(keys: Sequence[str], key: Sequence[Any]) -> str:
@@ -43,3 +46,12 @@ def time_label(rows: Sequence[Row]) -> str:
         return f"pruned at end of training ({when})"
     step = steps.pop() if len(steps) == 1 else None
     return f"pruned at {step} ({when})" if step and not step.endswith("ep") else f"pruned at {when}"
+
+
+def time_ticks(rows: Sequence[Row]) -> list[tuple[float, str]]:
+    """(epoch, label) for each pruning time run: the configured step ('50it', '2ep'), 'end' shown with its epoch."""
+    ticks = []
+    for (epoch,), runs in group([r for r in rows if number(r["prune_epoch"])], ["prune_epoch"]).items():
+        labels = {step_label(r) for r in runs}
+        ticks.append((float(epoch), labels.pop() if len(labels) == 1 else f"{epoch:.3g}ep"))
+    return ticks

@@ -19,12 +19,16 @@ from pathlib import Path
 from koopsweep.atomic import current_umask, exchange_paths
 from koopsweep.errors import ConfigError
 from koopsweep.report.collect import RUNS_CSV, SPECTRA_JSONL
+from koopsweep.report.dynamics_tables import DISTANCES_CSV, DYNAMICS_MD, PREDICTORS_CSV
 from koopsweep.report.figures import FIGURES
 
 SUMMARY = "summary.md"
 FIGURE_FORMATS = ("png", "pdf", "svg")
 REPORT_FILES = frozenset(
-    {RUNS_CSV, SPECTRA_JSONL, SUMMARY, *(f"{name}.{fmt}" for name, _, _ in FIGURES for fmt in FIGURE_FORMATS)}
+    {
+        *(RUNS_CSV, SPECTRA_JSONL, SUMMARY, DYNAMICS_MD, DISTANCES_CSV, PREDICTORS_CSV),
+        *(f"{name}.{fmt}" for name, _, _ in FIGURES for fmt in FIGURE_FORMATS),
+    }
 )
 
 
