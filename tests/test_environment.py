@@ -2,7 +2,8 @@
 
 Each test reproduces a machine portably, in a subprocess where the process must start that way: an ASCII locale
 (``LC_ALL=C`` with Python's UTF-8 mode off, which every Linux has), a home folder that cannot be written even by
-root (HOME below a regular file), a ``CUDA_VISIBLE_DEVICES`` that names no device.
+root (HOME below a regular file), a ``CUDA_VISIBLE_DEVICES`` that names no device; and a store file another user
+left read-only, whose refusal is simulated (file modes do not bind root, and the suite runs as root in containers).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO, Any
 
+import pytest
 from conftest import REPO
 
 SAMPLE = REPO / "tests" / "data" / "report_sample"
@@ -102,3 +105,32 @@ def test_cuda_visible_devices_naming_no_device_means_the_cpu(tmp_path: Path) -> 
     assert proc.stderr.strip().splitlines() == [
         "koopsweep: error: device=cuda but no CUDA device is available: use device=cpu or device=auto"
     ]
+
+
+def test_a_lock_file_another_user_left_read_only_is_still_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a shared store the lock file may be another user's, read-only to us: it is locked, its record left alone.
+
+    File modes bind ordinary users, not root, and the suite also runs as root (containers, CI): the file is made
+    read-only and, whoever runs the test, opening it for writing fails as it would for an ordinary user.
+    """
+    import builtins
+
+    from koopsweep.store.lock import hold, holder, try_hold
+
+    def open_as_another_user(file: Path, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:
+        if any(flag in mode for flag in "wax+"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, mode, *args, **kwargs)
+
+    lock = tmp_path / "lock"
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": "2026-01-01T00:00:00+00:00"}))
+    lock.chmod(0o444)
+    monkeypatch.setattr("koopsweep.store.lock.open", open_as_another_user, raising=False)
+    before = holder(lock)
+    with hold(lock, "a trunk"):
+        assert holder(lock) == before
+    with try_hold(lock) as held_by:
+        assert held_by is None and holder(lock) == before
+    assert holder(lock) == before

@@ -119,7 +119,7 @@ def test_every_misuse_is_one_clear_error() -> None:
 
 
 def readme_example() -> str:
-    section = README.read_text().split("## KMP and KGP in your own training loop", 1)[1]
+    section = README.read_text(encoding="utf-8").split("## KMP and KGP in your own training loop", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
