@@ -42,6 +42,8 @@ EXPECTED = {
     "fig1_resnet20": (72, 3),
     "fig1_resnet56": (72, 3),
     "converged_resnet20_cpu": (48, 2),
+    "fig1_mnistnet_cluster": (18, 3),
+    "fig1_resnet20_cluster": (18, 3),
     "timing_resnet20": (72, 1),
 }
 SHARED_DATA = REPO.parent / "shared" / "data"  # the Fig. 1 sweeps start from ShrinkBench's weights, found here
