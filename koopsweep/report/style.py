@@ -12,13 +12,18 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 COLOURS = {
     "gmp": "#1f77b4", "kmp": "#ff7f0e", "ggp": "#2ca02c", "kgp": "#d62728",
-    "lmp": "#9467bd", "lgp": "#8c564b", "random": "#7f7f7f", "none": "#000000",
+    "lmp": "#9467bd", "lgp": "#8c564b", "random": "#7f7f7f", "none": "#000000", "kmp_cluster": "#a63603",
 }  # fmt: skip
 _SPARE = ("#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939")
-MARKERS = {"gmp": "o", "kmp": "s", "ggp": "^", "kgp": "v", "lmp": "D", "lgp": "P", "random": "X", "none": "*"}
+MARKERS = {
+    "gmp": "o", "kmp": "s", "ggp": "^", "kgp": "v", "lmp": "D", "lgp": "P", "random": "X", "none": "*",
+    "kmp_cluster": "h",
+}  # fmt: skip
+# kmp_cluster: KMP with koopman.cluster_radius > 0 (θ* from every mode near 1), named so by the sweeps that run it
+LABELS = {"random": "Random", "none": "no pruning", "kmp_cluster": "KMP (cluster)"}
 # Baselines solid with filled markers, Koopman methods dashed with larger hollow ones: where two methods coincide
 # (KMP = GMP at convergence, the paper's point) both stay visible, one drawn through the other.
-KOOPMAN = ("kmp", "kgp")
+KOOPMAN = ("kmp", "kgp", "kmp_cluster")
 DENSE = {"color": "0.3", "linestyle": "--", "linewidth": 1.4}
 
 RC: dict[str, Any] = {
@@ -42,7 +47,7 @@ RC: dict[str, Any] = {
 def method_style(method: str) -> dict[str, Any]:
     """Label, colour and marker of a method: the same in every figure (unknown methods hash to a spare colour)."""
     colour = COLOURS.get(method) or _SPARE[zlib.crc32(method.encode()) % len(_SPARE)]
-    label = {"random": "Random", "none": "no pruning"}.get(method, method.upper())
+    label = LABELS.get(method, method.upper())
     style: dict[str, Any] = {"label": label, "color": colour, "marker": MARKERS.get(method, "o")}
     if method in KOOPMAN:
         style.update(linestyle=(0, (4, 2)), markerfacecolor="none", markersize=8, markeredgewidth=1.6, zorder=3)
