@@ -93,33 +93,26 @@ def test_the_weights_checksum_is_part_of_the_trunk_id(make_cfg) -> None:
     assert scratch != shipped and shipped == by_path
 
 
+def accuracy_as_shipped(make_cfg, model: str, dataset: str) -> float:
+    """Test accuracy of ShrinkBench's network loaded as shipped: no training, no pruning."""
+    from koopsweep.train.run import run_experiment
+
+    overrides = [f"model={model}", f"dataset={dataset}", f"paths.data_dir={SHARED}", "model.pretrained=shrinkbench"]
+    cfg = make_cfg([*overrides, "schedule.train=0it", "schedule.finetune=0it", "pruner=none"])
+    return run_experiment(cfg)["metrics"]["final/test_acc"]
+
+
 @needs_models
 @needs_mnist
 def test_mnistnet_as_shipped_scores_what_shrinkbench_reports(make_cfg) -> None:
-    from koopsweep.train.run import run_experiment
-
-    results = run_experiment(
-        make_cfg([
-            "model=mnistnet", "dataset=mnist", f"paths.data_dir={SHARED}", "model.pretrained=shrinkbench",
-            "schedule.train=0it", "schedule.finetune=0it", "pruner=none",
-        ])
-    )  # fmt: skip
-    assert results["metrics"]["final/test_acc"] == pytest.approx(0.9896, abs=5e-5)
+    assert accuracy_as_shipped(make_cfg, "mnistnet", "mnist") == pytest.approx(0.9896, abs=5e-5)
 
 
 @pytest.mark.slow
 @needs_models
 @pytest.mark.skipif(not (SHARED / "CIFAR-10-images").is_dir(), reason="the CIFAR-10 image copy is not present")
 def test_resnet20_as_shipped_scores_80_7_on_the_jpeg_copy(make_cfg) -> None:
-    from koopsweep.train.run import run_experiment
-
-    results = run_experiment(
-        make_cfg([
-            "model=resnet20", "dataset=cifar10", f"paths.data_dir={SHARED}", "model.pretrained=shrinkbench",
-            "schedule.train=0it", "schedule.finetune=0it", "pruner=none",
-        ])
-    )  # fmt: skip
-    assert results["metrics"]["final/test_acc"] == pytest.approx(0.807, abs=1e-3)
+    assert accuracy_as_shipped(make_cfg, "resnet20", "cifar10") == pytest.approx(0.807, abs=1e-3)
 
 
 def test_train_0_needs_pretrained_weights(make_cfg) -> None:
