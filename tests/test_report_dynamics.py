@@ -116,7 +116,8 @@ def test_predictors_are_measured_against_the_overlap(redrawn: Path) -> None:
     assert float(one["final_gap"]) == pytest.approx(0.4)
     text = (redrawn / "dynamics.md").read_text(encoding="utf-8")
     line = next(x for x in text.splitlines() if x.startswith("| spectral distance to converged |"))
-    assert line.split("|")[2].strip().startswith("-1 / ")  # ρ = −1 with the overlap
+    assert line.split(" | ")[1].startswith("-1.00 / ")  # ρ = −1 with the overlap
+    assert "| \\|λ* − 1\\| | " in text  # a | inside a cell is escaped
     assert "| 1ep | 0.01 | 0.01 |" in text  # distance to convergence per seed
 
 

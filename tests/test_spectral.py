@@ -133,3 +133,20 @@ def test_scalars_of_one_spectrum() -> None:
     assert np.isnan(spectral_gap([1.0]))
     with pytest.raises(ValueError, match="finite"):
         spectral_distance([np.nan], [1.0])
+
+
+def test_max_rank_is_the_truncated_dmd_of_the_width_study() -> None:
+    """max_rank = k keeps the k largest singular directions of X: the textbook truncated DMD (Ã = U_kᵀ Y V_k Σ_k⁻¹)
+    computed densely gives the same eigenvalues; with delays the embedded states are truncated the same way."""
+    rng = np.random.default_rng(4)
+    trajectory = rng.normal(size=(30, 12)).cumsum(0)  # a random walk: every direction has some weight
+    for delays, k in ((0, 4), (2, 6)):
+        fit = fit_dmd(torch.tensor(trajectory), delays=delays, max_rank=k)
+        states = np.hstack([trajectory[delays - j : len(trajectory) - j] for j in range(delays + 1)])
+        x, y = states[:-1].T, states[1:].T
+        u, s, vh = np.linalg.svd(x, full_matrices=False)
+        atilde = u[:, :k].T @ y @ vh[:k].T / s[:k]
+        assert fit.rank == k and fit.summary()["max_rank"] == k
+        assert spectral_distance(fit.eigenvalues.numpy(), np.linalg.eigvals(atilde)) < 1e-9
+    with pytest.raises(ValueError, match="max_rank"):
+        fit_dmd(torch.tensor(trajectory), max_rank=-1)

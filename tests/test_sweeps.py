@@ -45,7 +45,9 @@ EXPECTED = {
     "fig1_mnistnet_cluster": (18, 3),
     "fig1_resnet20_cluster": (18, 3),
     "timing_resnet20": (72, 1),
+    "fcn_width": (15, 15),
 }
+TRUNK_KEYS = {"fcn_width": ["model.kwargs.hidden", "seed"]}  # sweeps whose dense runs differ in more than the seed
 SHARED_DATA = REPO.parent / "shared" / "data"  # the Fig. 1 sweeps start from ShrinkBench's weights, found here
 
 
@@ -100,7 +102,7 @@ def test_sweep_file_validates_with_expected_runs_and_trunks(plans, name):
     runs, trunks = EXPECTED[name]
     assert len(plan.points) == runs == math.prod(len(v) for v in plan.spec.parameters.values())
     assert len(plan.trunks) == trunks
-    assert plan.trunk_keys == (["seed"] if trunks > 1 else [])
+    assert plan.trunk_keys == TRUNK_KEYS.get(name, ["seed"] if trunks > 1 else [])
     raw = yaml.safe_load((REPO / "sweeps" / f"{name}.yaml").read_text())
     assert raw["method"] == "grid" and raw["command"][:2] == ["${env}", "koopsweep"]
     assert "${args_no_hyphens}" in raw["command"]

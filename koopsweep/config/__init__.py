@@ -43,13 +43,20 @@ def _unless(other: object, value: object) -> object:
     return value if other is None else None
 
 
+def _div(numerator: object, denominator: object) -> int:
+    """``${ks.div:320,${model.kwargs.hidden}}``: integer division, for a setting that scales with another (the
+    width study's delays, 32·10/h)."""
+    return int(numerator) // int(denominator)  # type: ignore[call-overload]
+
+
 def unique_suffix() -> str:
     """6 random hex digits: two runs started in the same second (two agents, two users) get their own folders."""
     return secrets.token_hex(3)
 
 
 def register_resolvers() -> None:
-    """``${ks.cwd:}`` (the launch directory), ``${ks.unless:a,b}`` and ``${ks.uid:}``; registered once per process.
+    """``${ks.cwd:}`` (the launch directory), ``${ks.unless:a,b}``, ``${ks.div:a,b}`` and ``${ks.uid:}``; registered
+    once per process.
 
     ``ks.uid`` is cached in the config like Hydra's ``now``, so every job of a multirun (and its joblib or submitit
     workers, which receive the cache with the config) sees the same value.
@@ -58,6 +65,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("ks.cwd", _original_cwd)
     if not OmegaConf.has_resolver("ks.unless"):
         OmegaConf.register_new_resolver("ks.unless", _unless)
+    if not OmegaConf.has_resolver("ks.div"):
+        OmegaConf.register_new_resolver("ks.div", _div)
     if not OmegaConf.has_resolver("ks.uid"):
         OmegaConf.register_new_resolver("ks.uid", unique_suffix, use_cache=True)
 

@@ -148,6 +148,7 @@ def _check_koopman(koop: DictConfig) -> None:
     )
     _range("koopman.delays", koop.delays, lambda v: v >= 0, "delays >= 0")
     _range("koopman.chunk_size", koop.chunk_size, lambda v: v >= 1, "chunk_size >= 1")
+    _range("koopman.max_rank", koop.max_rank, lambda v: v >= 0, "max_rank >= 0 (0 = every mode)")
 
 
 def _check_store(store: DictConfig) -> None:

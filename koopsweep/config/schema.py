@@ -18,13 +18,15 @@ class ModelConfig:
     """A network class built as ``_target_(input_shape=(C, H, W), num_classes=K)``, optionally from weights.
 
     ``pretrained``: null (train from the initialisation), ``shrinkbench``, a file or a URL
-    (koopsweep.models.pretrained); ``weights_dir``: a folder searched first for ShrinkBench's files.
+    (koopsweep.models.pretrained); ``weights_dir``: a folder searched first for ShrinkBench's files; ``kwargs``:
+    further constructor arguments (e.g. the FCN's ``hidden`` width), part of the trunk id.
     """
 
     _target_: str = MISSING
     name: str = MISSING
     pretrained: Optional[str] = None
     weights_dir: Optional[str] = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,7 +98,12 @@ class PrunerConfig:
 
 @dataclass
 class KoopmanConfig:
-    """The snapshot window before the pruning time and the DMD settings."""
+    """The snapshot window before the pruning time and the DMD settings.
+
+    ``params``: parameter names or module prefixes to record instead of the pruner's prunable space (a spectrum of a
+    subset; Koopman pruners need the full space); ``record``: fit and log the spectrum even when the pruner does not
+    use it (``pruner=none``, ``gmp``); ``max_rank``: keep at most this many DMD modes (0 = all).
+    """
 
     window: str = "1ep"
     stride: int = 1
@@ -105,6 +112,9 @@ class KoopmanConfig:
     chunk_size: int = 64
     momentum_correction: bool = True
     cluster_radius: float = 0.0
+    params: list[str] = field(default_factory=list)
+    record: bool = False
+    max_rank: int = 0
 
 
 @dataclass

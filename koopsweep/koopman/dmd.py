@@ -83,7 +83,7 @@ def _inverse(lam: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _solve(inc_gram: torch.Tensor, rank_tol: float, delays: int) -> _Core:
+def _solve(inc_gram: torch.Tensor, rank_tol: float, delays: int, max_rank: int = 0) -> _Core:
     count = inc_gram.shape[0]
     if not torch.isfinite(inc_gram).all():
         raise KoopsweepError(
@@ -102,7 +102,8 @@ def _solve(inc_gram: torch.Tensor, rank_tol: float, delays: int) -> _Core:
         raise KoopsweepError("the snapshot window is all zeros before its last snapshot: there is nothing to fit")
     floor = max(xs.shape) * EPS * sig[0]
     null = (sig <= floor) & (torch.arange(sig.shape[0]) > 0)
-    cut = (sig < rank_tol * sig[0]) & ~null
+    beyond = torch.arange(sig.shape[0]) >= max_rank if max_rank > 0 else torch.zeros_like(null)
+    cut = ((sig < rank_tol * sig[0]) | beyond) & ~null  # the largest max_rank directions at most (0: all)
     keep = ~(null | cut)
     dropped += int(null.sum())
     u, sig, v = u[:, keep], sig[keep], vh[keep].T
@@ -226,12 +227,19 @@ class DMDFit:
     """
 
     def __init__(
-        self, core: _Core, source: torch.Tensor | Recorded, delays: int, rank_tol: float, device: torch.device
+        self,
+        core: _Core,
+        source: torch.Tensor | Recorded,
+        delays: int,
+        rank_tol: float,
+        device: torch.device,
+        max_rank: int = 0,
     ):
         self._core = core
         self._source = source
         self.delays = delays
         self.rank_tol = rank_tol
+        self.max_rank = max_rank
         self.device = device
         self.eigenvalues: torch.Tensor = core.eigenvalues
         self.amplitudes: torch.Tensor = core.amplitudes
@@ -363,6 +371,7 @@ class DMDFit:
             "snapshots": self.count,
             "delays": self.delays,
             "rank_tol": self.rank_tol,
+            "max_rank": self.max_rank,
             "dropped_null": self._core.dropped_null,
             "dropped_tol": self._core.dropped_tol,
             "imag_ratio": self.imag_ratio,
@@ -381,12 +390,14 @@ def fit_dmd(
     rank_tol: float = 0.0,
     delays: int = 0,
     device: torch.device | str | None = None,
+    max_rank: int = 0,
 ) -> DMDFit:
     """Exact DMD of a trajectory: a (T, N) tensor (row t = θ(t0 + t)) or a recorded window (disk or memory).
 
     ``rank_tol`` drops directions with σ < rank_tol·σ_max (0: untruncated, as the paper; numerically null
     directions are always dropped and logged). ``delays`` = d uses the state [θ(t); …; θ(t−d)]. ``device`` runs
-    the N-dimensional passes (default: the tensor's device, or the CPU for a window).
+    the N-dimensional passes (default: the tensor's device, or the CPU for a window). ``max_rank`` = k keeps the
+    k largest singular directions at most (0: all), the truncated DMD of Redman et al. 2024's width study.
 
     >>> import torch
     >>> from koopsweep import fit_dmd
@@ -402,6 +413,8 @@ def fit_dmd(
     """
     if not 0 <= rank_tol < 1:
         raise ValueError(f"rank_tol must be in [0, 1), got {rank_tol}")
+    if max_rank < 0:
+        raise ValueError(f"max_rank must be >= 0 (0 = all), got {max_rank}")
     if isinstance(snapshots, (SnapshotWindow, MemoryWindow)):
         gram = snapshots.increment_gram
         dev = torch.device(device) if device is not None else torch.device("cpu")
@@ -412,5 +425,5 @@ def fit_dmd(
             raise ValueError(f"snapshots must be floating point, got {snapshots.dtype}")
         dev = torch.device(device) if device is not None else snapshots.device
         gram = increment_gram(snapshots, dev)
-    core = _solve(gram.to(device="cpu", dtype=torch.float64), rank_tol, int(delays))
-    return DMDFit(core, snapshots, int(delays), rank_tol, dev)
+    core = _solve(gram.to(device="cpu", dtype=torch.float64), rank_tol, int(delays), int(max_rank))
+    return DMDFit(core, snapshots, int(delays), rank_tol, dev, int(max_rank))

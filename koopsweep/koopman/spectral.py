@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 Eigenvalues = Sequence[complex] | np.ndarray
+NEAR_ONE = 1e-2  # ε of mass_near_one: the report's and a run's koopman/near_one_share
 
 
 def as_eigenvalues(values: Eigenvalues) -> np.ndarray:
@@ -161,7 +162,7 @@ def spectral_gap(values: Eigenvalues) -> float:
     return float(d[1] - d[0])
 
 
-def mass_near_one(values: Eigenvalues, eps: float = 1e-2) -> float:
+def mass_near_one(values: Eigenvalues, eps: float = NEAR_ONE) -> float:
     """Share of eigenvalues within ``eps`` of 1: the slow modes whose clustering near 1 Mohr et al. read as the
     sign that training has settled."""
     lam = as_eigenvalues(values)

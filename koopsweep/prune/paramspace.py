@@ -80,6 +80,16 @@ def select_parameters(
     return chosen
 
 
+def matching_parameters(model: nn.Module, patterns: Sequence[str], what: str = "koopman.params") -> list[str]:
+    """Names of the parameters (any kind, any shape) equal to a pattern or under a module prefix (``"fc2"`` →
+    ``fc2.weight``, ``fc2.bias``), in the model's order; one line for a pattern that matches nothing."""
+    names = [n for n, _ in model.named_parameters()]
+    unknown = [p for p in patterns if not any(n == p or n.startswith(p + ".") for n in names)]
+    if unknown:
+        raise ConfigError(f"{what}={list(patterns)}: {unknown} match no parameter; parameters are e.g. {names[:6]}")
+    return [n for n in names if any(n == p or n.startswith(p + ".") for p in patterns)]
+
+
 class ParamSpace:
     """Ordered prunable tensors (names, shapes, offsets) with flatten/unflatten and a layout hash.
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from koopsweep.koopman.spectral import distance_matrix, mass_near_one, spectral_distance, spectral_gap
+from koopsweep.koopman.spectral import NEAR_ONE, distance_matrix, mass_near_one, spectral_distance, spectral_gap
 from koopsweep.report.collect import Row, number
 from koopsweep.report.correlation import Correlation, correlate
 from koopsweep.report.figure_data import DEFAULT_LABELS  # noqa: F401  (re-exported: how spectra are named)
@@ -26,7 +26,6 @@ from koopsweep.report.labels import group_title, step_label
 from koopsweep.report.stats import group, sort_key
 
 MIN_FITS = 4  # fits (trunk × pruning time, two times at least) below which a correlation says nothing
-NEAR_ONE = 1e-2  # ε of "the share of eigenvalues within ε of 1"
 PAIRS = (("kmp", "gmp"), ("kgp", "ggp"))  # a Koopman method and the baseline it is claimed to match
 
 # (key, label, log axis): what a fit offers before any pruning is done; the pruning time is the naive baseline.

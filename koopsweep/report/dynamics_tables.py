@@ -50,6 +50,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def _cell(text: str) -> str:
+    """Text inside a Markdown table cell: a literal | (as in |λ* − 1|) would end the cell."""
+    return text.replace("|", "\\|")
+
+
+def _signed(value: float) -> str:
+    return "–" if not np.isfinite(value) else f"{value:+.2f}"
+
+
 def _matrix_md(found: DistanceMatrix) -> list[str]:
     lines = ["| | " + " | ".join(found.labels) + " |", "|---" * (len(found.labels) + 1) + "|"]
     for label, row in zip(found.labels, found.matrix):
@@ -82,7 +91,7 @@ def _converged_md(spectra: Sequence[Row], keys: Sequence[str], key: tuple[Any, .
 
 def _correlations_md(pset: PredictorSet) -> list[str]:
     shown = dict(TARGETS)
-    head = " | ".join(f"ρ / r / p: {shown[t]}" for t, _ in TARGETS)
+    head = " | ".join(f"ρ / r / p: {_cell(shown[t])}" for t, _ in TARGETS)
     lines = [
         f"Predictors of {pset.method.upper()} ≡ {pset.reference.upper()} over {len(pset.fits)} fits:",
         "",
@@ -93,8 +102,8 @@ def _correlations_md(pset: PredictorSet) -> list[str]:
         cells = []
         for target, _ in TARGETS:
             c = pset.correlations[(predictor, target)]
-            cells.append(f"{_fmt(c.spearman, 2)} / {_fmt(c.pearson, 2)} / {_fmt(c.p_value, 2)}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            cells.append(f"{_signed(c.spearman)} / {_signed(c.pearson)} / {_fmt(c.p_value, 2)}")
+        lines.append(f"| {_cell(label)} | " + " | ".join(cells) + " |")
     best = strongest(pset, "overlap")
     if best is not None:
         name = dict((p, label) for p, label, _ in PREDICTORS)[best[0]]

@@ -16,7 +16,14 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from koopsweep.config import plain
-from koopsweep.config.schema import DatasetConfig, KoopmanConfig, OptimizerConfig, PrunerConfig, ScheduleConfig
+from koopsweep.config.schema import (
+    DatasetConfig,
+    KoopmanConfig,
+    ModelConfig,
+    OptimizerConfig,
+    PrunerConfig,
+    ScheduleConfig,
+)
 from koopsweep.data import source_identity
 from koopsweep.models.pretrained import pretrained_sha256
 
@@ -24,15 +31,19 @@ SCHEMA_VERSION = 1
 
 # Fields of each group that decide the dense trajectory. Evaluation, pruning and fine-tuning settings do not.
 TRUNK_FIELDS: dict[str, tuple[type | None, tuple[str, ...]]] = {
-    "model": (None, ("_target_",)),
+    "model": (ModelConfig, ("_target_", "kwargs")),
     "dataset": (DatasetConfig, ("name", "source", "batch_size", "train_size", "augment")),
     "optimizer": (OptimizerConfig, tuple(f.name for f in fields(OptimizerConfig))),
     "schedule": (ScheduleConfig, ("train", "lr_schedule", "milestones", "gamma", "warmup")),
 }
+SPECTRUM_FIELDS = ("params", "record", "max_rank")  # what is recorded and fitted, and whether a pruner=none run fits
 BRANCH_FIELDS: dict[str, tuple[type | None, tuple[str, ...]]] = {
     "pruner": (PrunerConfig, tuple(f.name for f in fields(PrunerConfig) if f.name not in ("compare",))),
     "schedule": (ScheduleConfig, ("prune_at", "finetune", "finetune_lr")),
-    "koopman": (KoopmanConfig, ("window", "stride", "rank_tol", "delays", "momentum_correction", "cluster_radius")),
+    "koopman": (
+        KoopmanConfig,
+        ("window", "stride", "rank_tol", "delays", "momentum_correction", "cluster_radius", *SPECTRUM_FIELDS),
+    ),
 }
 
 

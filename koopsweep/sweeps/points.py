@@ -116,7 +116,10 @@ def compose_points(spec: SweepSpec, extra: Sequence[str] = (), exact: bool = Fal
 
 
 def _needs_window(cfg: DictConfig) -> bool:
-    """True when the run's pruner reads the Koopman snapshot window (its scorer's ``requires_koopman``)."""
+    """True when the run records the Koopman snapshot window: its pruner reads it (the scorer's
+    ``requires_koopman``) or ``koopman.record`` asks for the spectrum."""
+    if cfg.koopman.get("record", False):
+        return True
     target = cfg.pruner.get("_target_")
     return bool(target) and bool(getattr(get_class(target), "requires_koopman", False))
 

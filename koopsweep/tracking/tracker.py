@@ -306,6 +306,17 @@ class Tracker:
             table = wandb.Table(columns=list(columns), data=[list(r) for r in rows])
             self._run.log({key: table})
 
+    def log_scatter(
+        self, key: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], x: str, y: str, title: str
+    ) -> None:
+        """Log a table and W&B's interactive scatter of two of its columns (``<key>_plot``): e.g. eigenvalues in
+        the complex plane, zoomable in the run's page and comparable across runs in the workspace."""
+        if self._active():
+            import wandb
+
+            table = wandb.Table(columns=list(columns), data=[list(r) for r in rows])
+            self._run.log({key: table, f"{key}_plot": wandb.plot.scatter(table, x, y, title=title)})
+
     def log_image(self, key: str, path: Path, caption: str = "", iteration: int | None = None) -> None:
         """Log a PNG the run has drawn (it stays in the run folder in every mode) as a wandb.Image at ``iteration``."""
         if self._active():

@@ -13,7 +13,7 @@ from koopsweep.errors import ArtifactError
 from koopsweep.store.trunk import Trunk
 from koopsweep.tracking import STEP, Tracker
 from koopsweep.train import state as train_state
-from koopsweep.train.koopman_recording import FitVectors, KoopmanRecording
+from koopsweep.train.koopman_recording import FitVectors, KoopmanRecording, records_koopman
 from koopsweep.train.preempt import Preempted
 from koopsweep.train.session import Run, train_phase
 
@@ -60,14 +60,15 @@ def _read_ready(
 
 
 def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
-    """Bring ``run`` to the pruning time from the trunk; returns the Koopman fit when the pruner needs one.
+    """Bring ``run`` to the pruning time from the trunk; returns the Koopman fit when the pruner needs one (or
+    ``koopman.record`` asks for it).
 
     A Koopman run whose fit is cached needs no window; otherwise the window is recorded (again, if its snapshots
     were dropped) on the way to the pruning time and fitted, all under the trunk's lock.
     """
     target = run.plan.prune_at
     layout = run.space.layout_hash
-    window = KoopmanRecording.for_run(run, trunk) if run.scorer is not None and run.scorer.requires_koopman else None
+    window = KoopmanRecording.for_run(run, trunk) if records_koopman(run) else None
 
     def stop_waiting() -> None:  # SIGTERM while another run holds the trunk: stop now, not once it is free
         signum = run.trainer.stop_requested()

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from koopsweep.artifacts import load_checked, remove_checked, save_checked
-from koopsweep.errors import ArtifactError
+from koopsweep.errors import ArtifactError, ConfigError
 from koopsweep.koopman import SnapshotHook, SnapshotRecorder, SnapshotWindow, fit_dmd
 from koopsweep.koopman.memory import MemoryRecorder, MemoryWindow, memory_budget, window_bytes
 from koopsweep.koopman.vectors import pruning_vectors
+from koopsweep.prune.paramspace import ParamSpace, matching_parameters
 from koopsweep.store.trunk import Trunk
 
 if TYPE_CHECKING:
@@ -61,6 +62,31 @@ class FitVectors:
         return self._vectors[key]
 
 
+def records_koopman(run: Run) -> bool:
+    """A window is recorded and fitted when the pruner scores from it, or ``koopman.record`` asks for the spectrum."""
+    uses = run.scorer is not None and run.scorer.requires_koopman
+    return uses or bool(run.cfg.koopman.get("record", False))
+
+
+def tracked_space(run: Run) -> ParamSpace:
+    """What the window records: the pruner's prunable space, or the parameters ``koopman.params`` names.
+
+    A subset gives a spectrum (and vectors over the subset) but cannot score the prunable weights: refused for
+    Koopman pruners."""
+    params = list(run.cfg.koopman.get("params") or [])
+    if not params:
+        return run.space
+    if run.scorer is not None and run.scorer.requires_koopman:
+        raise ConfigError(
+            f"koopman.params={params} records a subset of the parameters, but pruner={run.cfg.pruner.name} scores "
+            "every prunable weight from the fit: leave koopman.params empty, or set koopman.record=true with "
+            "another pruner (none, gmp, ...)"
+        )
+    tensors = dict(run.model.named_parameters())
+    names = matching_parameters(run.model, params)
+    return ParamSpace(names, [tensors[n].shape for n in names])
+
+
 class KoopmanRecording:
     """Records θ every ``koopman.stride`` iterations of [start, end] into the trunk and serves the cached fit."""
 
@@ -80,15 +106,18 @@ class KoopmanRecording:
         momentum: float,
         keep_snapshots: bool = False,
         cluster_radius: float = 0.0,
+        max_rank: int = 0,
+        subset: str = "",
     ):
         self.trunk, self.layout_hash, self.numel = trunk, layout_hash, numel
         self.start, self.end, self.stride = start, end, stride
         self.chunk_size, self.rank_tol, self.delays, self.device = chunk_size, rank_tol, delays, device
         self.lr, self.momentum, self.keep_snapshots = lr, momentum, keep_snapshots
-        self.key = f"w{start}-{end}-s{stride}"
+        self.key = f"w{start}-{end}-s{stride}" + (f"-p{subset}" if subset else "")  # a tracked subset: its own window
         self.directory = trunk.window_dir(self.key)
-        self.cluster_radius = cluster_radius
+        self.cluster_radius, self.max_rank = cluster_radius, max_rank
         cluster = f"-c{cluster_radius:g}" if cluster_radius > 0 else ""  # θ* differs; the paper's keeps its key
+        cluster += f"-k{max_rank}" if max_rank > 0 else ""  # so does a truncated fit
         self.fit_path = trunk.fit_path(f"{self.key}-r{rank_tol:g}-d{delays}{cluster}-v{FIT_VERSION}")
         self.gradient_key = gradient_key(lr * stride, momentum)
         self._hook: SnapshotHook | None = None
@@ -111,10 +140,11 @@ class KoopmanRecording:
                 plan.window_snapshots,
             )
         lr, momentum = run.gradient_settings()
+        space = tracked_space(run)
         window = cls(
             trunk,
-            run.space.layout_hash,
-            run.space.numel,
+            space.layout_hash,
+            space.numel,
             run.plan.window_start,
             run.plan.prune_at,
             koop.stride,
@@ -126,8 +156,10 @@ class KoopmanRecording:
             momentum,
             run.cfg.store.keep_windows,
             koop.cluster_radius,
+            koop.max_rank,
+            space.layout_hash[:8] if space is not run.space else "",
         )
-        window._vector_fn = lambda: run.space.flatten(run.model)
+        window._vector_fn = lambda: space.flatten(run.model)
         return window
 
     @property
@@ -219,7 +251,7 @@ class KoopmanRecording:
         start = time.perf_counter()
         snapshots = self._in_memory or SnapshotWindow.open(self.directory, self.layout_hash, verify="lazy")
         self._in_memory = None  # the buffer goes with the fit
-        fit = fit_dmd(snapshots, self.rank_tol, self.delays, device=self.device)
+        fit = fit_dmd(snapshots, self.rank_tol, self.delays, device=self.device, max_rank=self.max_rank)
         what = f"θ* or ĝ for window {self.key}"
         radius = self.cluster_radius
         fixed_point, gradient = pruning_vectors(fit, self.lr * self.stride, self.momentum, what, radius)  # as the API

@@ -11,6 +11,7 @@ import time
 import torch
 
 from koopsweep.koopman.dmd import DIAGNOSTICS
+from koopsweep.koopman.spectral import NEAR_ONE, mass_near_one, spectral_gap
 from koopsweep.prune import MaskSet, select_keep
 from koopsweep.prune.gradients import average_gradient
 from koopsweep.prune.methods import choose_keep
@@ -22,6 +23,8 @@ from koopsweep.train.koopman_recording import FitVectors
 from koopsweep.train.session import Run
 
 log = logging.getLogger(__name__)
+
+EIGENVALUES = "koopman/eigenvalues"  # W&B table (and <key>_plot scatter) of a Koopman run's spectrum
 
 
 def prune_context(run: Run, koopman_fit: FitVectors | None = None) -> PruneContext:
@@ -49,11 +52,12 @@ def prune_context(run: Run, koopman_fit: FitVectors | None = None) -> PruneConte
     )
 
 
-def log_koopman(run: Run, ctx: PruneContext, tracker: Tracker) -> None:
-    """The chosen eigenvalue, kept rank, mode's imaginary share and the whole spectrum (results and W&B)."""
-    fit = ctx.koopman()
+def log_koopman(run: Run, fit: FitVectors, tracker: Tracker) -> None:
+    """The chosen eigenvalue, kept rank, mode's imaginary share, spectral scalars and the whole spectrum (results,
+    W&B summary, an eigenvalue table and its complex-plane scatter, the run's spectrum figure)."""
     summary = fit.summary()
     run.koopman = summary
+    lam = [complex(re, im) for re, im in zip(summary["spectrum"]["re"], summary["spectrum"]["im"])]
     run.metrics.update(
         {
             "koopman/eigenvalue_re": summary["eigenvalue"]["re"],
@@ -63,10 +67,37 @@ def log_koopman(run: Run, ctx: PruneContext, tracker: Tracker) -> None:
             "koopman/snapshots": summary["snapshots"],
             "koopman/imag_ratio": summary["imag_ratio"],
             **{f"koopman/{key}": summary.get(key) for key in DIAGNOSTICS},
+            "koopman/spectral_gap": spectral_gap(lam),
+            "koopman/near_one_share": mass_near_one(lam, NEAR_ONE),
             "time/koopman_fit_s": fit.seconds,
         }
     )
     plot_spectrum(run, tracker)
+    log_eigenvalues(summary, tracker)
+
+
+def log_eigenvalues(summary: dict, tracker: Tracker) -> None:
+    """Every eigenvalue as a row of the W&B table ``koopman/eigenvalues`` (with |λ|, |λ − 1|, the amplitude |b|,
+    whether KMP chose it) and its scatter in the complex plane, so spectra compare across runs in W&B."""
+    spectrum = summary["spectrum"]
+    amplitudes = summary.get("amplitude_abs") or []
+    lam = [complex(re, im) for re, im in zip(spectrum["re"], spectrum["im"])]
+    if not lam:
+        return
+    chosen = min(range(len(lam)), key=lambda j: abs(lam[j] - 1))
+    rows = [
+        [j, z.real, z.imag, abs(z), abs(z - 1), amplitudes[j] if j < len(amplitudes) else None, j == chosen]
+        for j, z in enumerate(lam)
+    ]
+    columns = ["index", "re", "im", "abs", "distance_to_1", "amplitude_abs", "chosen"]
+    tracker.log_scatter(EIGENVALUES, columns, rows, "re", "im", "Koopman eigenvalues (complex plane)")
+
+
+def log_recorded_fit(run: Run, fit: FitVectors | None, tracker: Tracker) -> None:
+    """``koopman.record=true``: a run whose pruner does not score from the fit (none, gmp, ...) logs it all the
+    same; a Koopman pruner's run logs it when it prunes."""
+    if fit is not None and not (run.scorer is not None and run.scorer.requires_koopman):
+        log_koopman(run, fit, tracker)
 
 
 def plot_spectrum(run: Run, tracker: Tracker, upload: bool = True) -> None:
@@ -87,7 +118,7 @@ def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
     amount = run.amount()
     keep = choose_keep(run.scorer, ctx, amount.remove, pruner.scope)  # the step koopsweep.api takes too
     if run.scorer.requires_koopman:
-        log_koopman(run, ctx, tracker)
+        log_koopman(run, ctx.koopman(), tracker)
     if pruner.compare:
         reference = select_keep(ctx.theta().abs(), amount.remove, run.space, "global")
         run.metrics["overlap/gmp"] = overlap(~keep, ~reference)

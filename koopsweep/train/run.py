@@ -29,7 +29,7 @@ from koopsweep.tracking.model_artifact import ARTIFACT_TYPE, model_artifact
 from koopsweep.train.dense import train_trunk
 from koopsweep.train.loop import Diverged
 from koopsweep.train.preempt import Preempted, catch_stop_signals
-from koopsweep.train.pruning import plot_spectrum, prune, prune_context
+from koopsweep.train.pruning import log_recorded_fit, plot_spectrum, prune, prune_context
 from koopsweep.train.session import Run, build_run, train_phase
 from koopsweep.train.state import BranchCheckpoint
 
@@ -75,6 +75,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
             if not _resume(run, checkpoint, tracker):
                 fit = train_trunk(run, trunk, tracker)
                 run.record_dense_eval(trunk, tracker)
+                log_recorded_fit(run, fit, tracker)
                 if run.scorer is not None:
                     prune(run, prune_context(run, fit), tracker)
                 run.record_eval("pruned", tracker=tracker)  # the drop right after pruning, at the same iteration

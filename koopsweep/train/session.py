@@ -17,6 +17,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from koopsweep.config.feasibility import model_kwargs
 from koopsweep.data import TensorData, load_dataset
 from koopsweep.data.tensors import BatchStream
 from koopsweep.models.pretrained import load_pretrained, pretrained_weights
@@ -105,7 +106,9 @@ def build_run(cfg: DictConfig) -> Run:
     if dtype != torch.float32:
         data.train_x, data.test_x = data.train_x.to(dtype), data.test_x.to(dtype)
     torch.manual_seed(cfg.seed)
-    model = get_class(cfg.model._target_)(input_shape=data.input_shape, num_classes=data.num_classes)
+    model = get_class(cfg.model._target_)(
+        input_shape=data.input_shape, num_classes=data.num_classes, **dict(model_kwargs(cfg))
+    )
     weights = pretrained_weights(cfg)
     if weights is not None:
         load_pretrained(model, weights[0])
