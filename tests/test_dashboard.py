@@ -155,9 +155,20 @@ def test_spectrum_media_and_runs_by_trunk(timing):
     assert [m.name for m in bars.metrics] == ["final/test_acc"]
     assert len(of_type(timing, "RunComparer")) == 1
     assert sorted(p.table_name for p in of_type(timing, "WeavePanelSummaryTable")) == [
+        "koopman/eigenvalues",
         "tables/layer_sparsity",
         "tables/overlap",
     ]
+
+
+def test_spectral_panels_compare_every_runs_eigenvalues(timing):
+    """The eigenvalue tables the Koopman runs log, drawn together in W&B's scatter (re against im)."""
+    (chart,) = of_type(timing, "CustomChart")
+    assert chart.chart_name == "wandb/scatter/v0" and chart.chart_fields == {"x": "re", "y": "im"}
+    assert chart.query == {"summaryTable": {"tableKey": "koopman/eigenvalues"}}
+    for y in ("koopman/spectral_gap", "koopman/near_one_share"):
+        assert scatter(timing, "run/prune_epoch", y).log_x
+    assert "chart=wandb/scatter/v0 table=koopman/eigenvalues x=re, y=im" in summary_text(timing)
 
 
 # --- the runs: only the experiment's group ---------------------------------------------------------------------

@@ -35,6 +35,10 @@ ITERATION = "train/iteration"
 COMPRESSION = "mask/compression"
 PRUNE_EPOCH = "run/prune_epoch"
 SPECTRUM = "koopman/spectrum"
+NEAR_ONE = "koopman/near_one_share"  # share of a run's eigenvalues within 0.01 of 1
+SPECTRAL_GAP = "koopman/spectral_gap"  # |λ₂ - 1| - |λ* - 1| of a run's spectrum
+EIGENVALUES = "koopman/eigenvalues"  # each Koopman run's table of eigenvalues (re, im, |λ − 1|, ...)
+SCATTER_CHART = "wandb/scatter/v0"  # W&B's built-in Vega scatter, the chart the runs' own eigenvalue plots use
 TABLES = ("tables/overlap", "tables/layer_sparsity")
 METHOD = "pruner.name"
 TRUNK = "trunk_id"
@@ -218,8 +222,24 @@ def curves_section(ws: ModuleType, wr: ModuleType, target: DashboardTarget) -> A
     return ws.Section(name="Training curves", panels=panels, is_open=True)
 
 
+def spectral_panels(wr: ModuleType) -> list[Any]:
+    """Every run's eigenvalues in one complex plane (a colour per run, from the ``koopman/eigenvalues`` tables they
+    log), and the tables themselves: spectra compared where the runs are."""
+    return [
+        wr.CustomChart(
+            query={"summaryTable": {"tableKey": EIGENVALUES}},
+            chart_name=SCATTER_CHART,
+            chart_fields={"x": "re", "y": "im"},
+            chart_strings={"title": "Koopman eigenvalues of the visible runs (complex plane)"},
+            layout=wr.Layout(w=12, h=10),
+        ),
+        wr.WeavePanelSummaryTable(table_name=EIGENVALUES, layout=wr.Layout(w=12, h=10)),
+    ]
+
+
 def koopman_section(ws: ModuleType, wr: ModuleType, target: DashboardTarget) -> Any:
-    """The Koopman spectra (one image per run) and how close the chosen eigenvalue is to 1."""
+    """The Koopman spectra (one image per run, every run's eigenvalues in one plane), how close the chosen
+    eigenvalue is to 1, and the spectral scalars."""
     panels: list[Any] = [
         wr.MediaBrowser(
             title="Koopman spectrum (eigenvalues, unit circle, chosen one starred)",
@@ -229,16 +249,19 @@ def koopman_section(ws: ModuleType, wr: ModuleType, target: DashboardTarget) -> 
             layout=wr.Layout(w=24, h=10),
         )
     ]
+    panels += spectral_panels(wr)
     if target.timing:
         panels += [
             summary_scatter(wr, "|chosen eigenvalue - 1| vs pruning time", PRUNE_EPOCH, "koopman/distance_to_1"),
             summary_scatter(wr, "Koopman fit residual vs pruning time", PRUNE_EPOCH, "koopman/residual"),
+            summary_scatter(wr, "spectral gap |λ₂ - 1| - |λ* - 1| vs pruning time", PRUNE_EPOCH, SPECTRAL_GAP),
+            summary_scatter(wr, "share of eigenvalues within 0.01 of 1 vs pruning time", PRUNE_EPOCH, NEAR_ONE),
         ]
     else:
         panels.append(
             wr.BarPlot(
                 title="Koopman fit per trunk",
-                metrics=[wr.SummaryMetric(m) for m in ("koopman/distance_to_1", "koopman/residual")],
+                metrics=[wr.SummaryMetric(m) for m in ("koopman/distance_to_1", "koopman/residual", NEAR_ONE)],
                 groupby=wr.Config(config_key(TRUNK)),
                 groupby_aggfunc="mean",
                 groupby_rangefunc="minmax",
@@ -362,6 +385,10 @@ def panel_text(panel: Any) -> str:
         parts.append(f"media={', '.join(panel.media_keys)} by {panel.gallery_axis or panel.mode}")
     elif kind == "WeavePanelSummaryTable":
         parts.append(f"table={panel.table_name}")
+    elif kind == "CustomChart":
+        fields = ", ".join(f"{k}={v}" for k, v in (panel.chart_fields or {}).items())
+        table = (panel.query or {}).get("summaryTable", {}).get("tableKey")
+        parts.append(f"chart={panel.chart_name} table={table} {fields}")
     elif kind == "RunComparer":
         parts.append("the visible runs' config and summary side by side")
     groupby = getattr(panel, "groupby", None)
