@@ -122,7 +122,22 @@ def test_dry_run_detects_gpus_through_nvidia_smi(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "4 agents for ent/proj/abc on 4 GPUs:"
     assert "CUDA_VISIBLE_DEVICES=GPU-5a3c1d2e-0000-1111-2222-333344445555 " in out[1]
-    assert out[1].endswith("agent ent/proj/abc    # GPU 0: NVIDIA H100 80GB HBM3")
+    assert out[1].endswith(" -m koopsweep agent --in-process ent/proj/abc    # GPU 0: NVIDIA H100 80GB HBM3")
+    main(["agent", "ent/proj/abc", "--dry-run", "--cold"])  # a `wandb agent` each, a process per cell
+    assert capsys.readouterr().out.splitlines()[1].endswith(" agent ent/proj/abc    # GPU 0: NVIDIA H100 80GB HBM3")
+
+
+def test_the_default_agents_are_warm_koopsweep_agents_in_process(monkeypatch):
+    started = []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setattr(agents, "run_agents", lambda planned, env: started.extend(planned) or 0)
+    main(["agent", "ent/proj/abc", "--count", "3"])
+    assert [a.argv for a in started] == [
+        [sys.executable, "-m", "koopsweep", "agent", "--in-process", "--count", "3", "ent/proj/abc"]
+    ] * 2
+    assert [a.env["CUDA_VISIBLE_DEVICES"] for a in started] == ["0", "1"]
 
 
 @pytest.mark.parametrize(
@@ -132,6 +147,8 @@ def test_dry_run_detects_gpus_through_nvidia_smi(tmp_path, monkeypatch, capsys):
         (["agent", "e/p/s", "--agents", "0"], "--agents 0: give at least 1"),
         (["agent", "e/p/s", "--count", "0"], "--count 0: give at least 1"),
         (["agent", "e/p/s"], "wandb agents cannot reach the W&B server here (WANDB_MODE=disabled)"),
+        (["agent", "e/p/s", "--in-process"], "wandb agents cannot reach the W&B server here (WANDB_MODE=disabled)"),
+        (["agent", "a b", "--in-process"], "sweep 'a b': give the sweep as ENTITY/PROJECT/SWEEP_ID"),
     ],
 )
 def test_agent_mistakes_are_one_line(argv, message, capsys):
@@ -162,7 +179,7 @@ def test_agents_start_with_their_env_through_the_wandb_cli(tmp_path, monkeypatch
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     monkeypatch.setattr("koopsweep.commands.agent._cores", lambda: 8)
-    main(["agent", "ent/proj/abc", "--count", "2"])
+    main(["agent", "ent/proj/abc", "--count", "2", "--cold"])
     runs = sorted((json.loads(line) for line in record.read_text().splitlines()), key=lambda r: r["cuda"])
     assert runs == [
         {"argv": ["agent", "--count", "2", "ent/proj/abc"], "cuda": cuda, "omp": "4"} for cuda in ("1", "3")

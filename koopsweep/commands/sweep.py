@@ -15,6 +15,7 @@ EPILOG = """examples:
   koopsweep sweep validate smoke                                   # a sweep shipped with koopsweep, by name
   koopsweep sweep validate sweeps/timing_kmp.yaml                  # a file: yours, or one in a checkout
   koopsweep sweep local sweeps/smoke.yaml --jobs 2 --threads 1
+  koopsweep sweep local sweeps/smoke.yaml --warm                   # cells in one long-lived process, not one each
   koopsweep sweep local sweeps/timing_kmp.yaml --only seed=0,1      # a slice: two of the file's three seeds
   koopsweep sweep local sweeps/converged_mnistnet.yaml device=cuda --dry-run
   koopsweep sweep slurm sweeps/converged_resnet20.yaml --partition gpu --time 600 --gpus 1 --cpus 8 --dry-run
@@ -61,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--threads", type=int, default=None, help="torch threads per job (default: cores / jobs)")
     local.add_argument("--wandb", choices=("offline", "disabled"), default="offline", help="W&B mode (default offline)")
     local.add_argument("--dry-run", action="store_true", help="print the command and exit")
+    local.add_argument(
+        "--warm",
+        action="store_true",
+        help="run the cells in --jobs long-lived processes (torch, configs, data and trunk states stay loaded) "
+        "instead of one process per cell; same results and run folders",
+    )
 
     slurm = verb("slurm", "submit the grid as a SLURM array through conf/hydra/launcher/slurm.yaml")
     slurm.add_argument("--partition", help="SLURM partition (preset: the cluster's default)")
@@ -93,8 +100,9 @@ def _validate(args: argparse.Namespace) -> None:
             print(f"{i:>5} {point.trunk}  {' '.join(agent_command(plan.spec, point.values)[1:])}")
 
 
-def _launch(launch, dry_run: bool, show_launcher: bool = False, trunks_first: bool = False) -> None:
+def _launch(launch, dry_run: bool, show_launcher: bool = False, trunks_first: bool = False, warm: bool = False) -> None:
     from koopsweep.sweeps import launch as launching
+    from koopsweep.sweeps import warm_local
 
     plan = launch.plan
     print(plan.table())
@@ -112,7 +120,7 @@ def _launch(launch, dry_run: bool, show_launcher: bool = False, trunks_first: bo
     if dry_run:
         return
     for phase in phases:
-        results = launching.run(phase)
+        results = warm_local.run(phase) if warm else launching.run(phase)
         print(f"{len(results)} of {phase.runs} runs wrote results.json under {phase.sweep_dir}")
     offline = launching.offline_runs(launch.sweep_dir)
     if offline:
@@ -134,9 +142,9 @@ def main(argv: Sequence[str]) -> None:
         from koopsweep.sweeps.launch import local_launch
 
         launch = local_launch(
-            args.file, args.overrides, args.jobs, args.threads, args.wandb, args.latest_first, args.only
+            args.file, args.overrides, args.jobs, args.threads, args.wandb, args.latest_first, args.only, args.warm
         )
-        _launch(launch, args.dry_run)
+        _launch(launch, args.dry_run, warm=args.warm)
     elif args.verb == "slurm":
         from koopsweep.sweeps.launch import check_slurm_available, slurm_launch
 

@@ -1,10 +1,11 @@
-"""One ``wandb agent`` per visible GPU, each pinned to its GPU, stopped together: a box's share of a W&B sweep.
+"""One agent per visible GPU, each pinned to its GPU, stopped together: a box's share of a W&B sweep.
 
-Every agent asks the W&B server for the next grid point and runs it (``koopsweep ...``), so N boxes with G GPUs each
-run N x G points at a time. Each agent sees one device through ``CUDA_VISIBLE_DEVICES`` (``device=auto`` then
-picks it) and a share of the CPU cores through ``OMP_NUM_THREADS``. SIGTERM or SIGINT (``docker stop``, SLURM
-preemption, Ctrl-C) is forwarded to every agent's whole process group, so the training run under each agent gets it
-too and saves its state; rerunning the sweep's point later resumes it.
+Every agent asks the W&B server for the next grid point and runs it, so N boxes with G GPUs each run N x G points at
+a time: ``koopsweep agent --in-process`` runs its points in its own process (koopsweep.sweeps.warm_agent), a
+``wandb agent`` (``--cold``) starts ``koopsweep ...`` for each. Each agent sees one device through
+``CUDA_VISIBLE_DEVICES`` (``device=auto`` then picks it) and a share of the CPU cores through ``OMP_NUM_THREADS``.
+SIGTERM or SIGINT (``docker stop``, SLURM preemption, Ctrl-C) is forwarded to every agent's whole process group, so
+the training run under each agent gets it too and saves its state; rerunning the sweep's point later resumes it.
 
 Only the standard library is used here, so the GPU detection runs anywhere (no torch, no CUDA initialisation).
 """
@@ -107,12 +108,14 @@ def plan_agents(
     count: int | None = None,
     cores: int = 1,
     wandb: Sequence[str] = ("wandb",),
+    flags: Sequence[str] = (),
 ) -> list[Agent]:
     """The agents to start: one per device by default (one on a CPU host); ``agents`` more than devices share them
-    round-robin. Each gets ``cores // agents`` threads unless OMP_NUM_THREADS is already set."""
+    round-robin. Each gets ``cores // agents`` threads unless OMP_NUM_THREADS is already set. An agent is
+    ``<wandb> agent <flags> [--count N] SWEEP``: the wandb CLI, or koopsweep's own warm agent."""
     n = agents if agents is not None else max(1, len(devices))
     threads = env.get("OMP_NUM_THREADS") or str(max(1, cores // n))
-    argv = [*wandb, "agent", *(["--count", str(count)] if count is not None else []), sweep]
+    argv = [*wandb, "agent", *flags, *(["--count", str(count)] if count is not None else []), sweep]
     planned = []
     for i in range(n):
         device = devices[i % len(devices)] if devices else None

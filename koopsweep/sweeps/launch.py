@@ -114,8 +114,12 @@ def local_launch(
     wandb_mode: str = "offline",
     latest_first: bool = False,
     only: Sequence[str] = (),
+    warm: bool = False,
 ) -> Launch:
-    """Plan a local multirun; refuses jobs x threads above the cores (joblib itself would oversubscribe them)."""
+    """Plan a local multirun; refuses jobs x threads above the cores (joblib itself would oversubscribe them).
+
+    ``warm`` runs the same cells in ``jobs`` long-lived processes instead (koopsweep.sweeps.warm_local).
+    """
     if wandb_mode not in LOCAL_MODES:
         raise ConfigError(
             f"--wandb {wandb_mode}: a local sweep logs offline or disabled (sync later with `wandb sync`)"
@@ -123,7 +127,7 @@ def local_launch(
     n = cores()
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: give at least 1 job")
-    if jobs > 1:
+    if jobs > 1 and not warm:
         launcher_plugins.require(launcher_plugins.JOBLIB, f"--jobs {jobs}")
     threads = max(1, n // jobs) if threads is None else threads
     if threads < 1:
@@ -137,10 +141,15 @@ def local_launch(
     extra = [*extra, f"threads={threads}", f"logger.mode={wandb_mode}"]
     plan = plan_sweep(path, extra, latest_first=latest_first, only=only)
     sweep_dir, hydra = _sweep_dir(plan, extra)
-    if jobs > 1:
+    if jobs > 1 and not warm:
         hydra += ["hydra/launcher=local", f"hydra.launcher.n_jobs={jobs}"]
     env = {"WANDB_MODE": wandb_mode, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    return Launch(plan, _command(plan, hydra), env, sweep_dir, len(plan.points))
+    launch = Launch(plan, _command(plan, hydra), env, sweep_dir, len(plan.points))
+    if warm:
+        from koopsweep.sweeps import warm_local
+
+        return warm_local.warm(launch, jobs)
+    return launch
 
 
 def slurm_launch(

@@ -1,9 +1,15 @@
-"""SIGTERM/SIGINT become a clean stop at the next step boundary, so the run can save its state and resume."""
+"""SIGTERM/SIGINT become a clean stop at the next step boundary, so the run can save its state and resume.
+
+Handlers can only be installed by the main thread. A run in another thread (W&B's in-process agent runs each cell
+in a thread of its own) uses the flag of the innermost ``catch_stop_signals`` the main thread holds: the warm
+agent holds one for its whole life, so a SIGTERM reaches the cell that is training.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 from types import FrameType
 
@@ -36,18 +42,27 @@ class StopFlag:
         self.signum = signum
 
 
+_installed: list[StopFlag] = []  # the flags whose handlers the main thread holds now, innermost last
+
+
 @contextlib.contextmanager
 def catch_stop_signals() -> Iterator[StopFlag]:
-    """Install SIGTERM/SIGINT handlers for the duration of a run (main thread only), then restore the old ones."""
+    """Install SIGTERM/SIGINT handlers for the block, then restore the old ones; outside the main thread, the
+    flag of the main thread's innermost handlers (or one no signal sets, when it holds none)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield _installed[-1] if _installed else StopFlag()
+        return
     flag = StopFlag()
     previous = {}
     try:
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, flag._handle)
-    except ValueError:  # not the main thread (e.g. some launchers): signals stay as they were
+    except ValueError:  # an interpreter that is not the main one: signals stay as they were
         pass
+    _installed.append(flag)
     try:
         yield flag
     finally:
+        _installed.remove(flag)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
