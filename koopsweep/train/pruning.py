@@ -16,7 +16,7 @@ from koopsweep.prune import MaskSet, select_keep
 from koopsweep.prune.gradients import average_gradient
 from koopsweep.prune.methods import choose_keep
 from koopsweep.prune.metrics import layer_sparsity, overlap
-from koopsweep.prune.scorers import GradientMagnitudeScorer, PruneContext
+from koopsweep.prune.scorers import GradientMagnitudeScorer, MagnitudeScorer, PruneContext, Scorer
 from koopsweep.report.spectrum import save_run_spectrum
 from koopsweep.tracking import Tracker
 from koopsweep.train.koopman_recording import FitVectors
@@ -111,6 +111,11 @@ def plot_spectrum(run: Run, tracker: Tracker, upload: bool = True) -> None:
         tracker.log_image("koopman/spectrum", path, caption, iteration=run.plan.prune_at)
 
 
+def _is(scorer: Scorer, kind: type[Scorer], scope: str) -> bool:
+    """True when ``scorer`` at ``scope`` is exactly the global baseline ``kind`` (GMP, GGP): same scores, same mask."""
+    return type(scorer) is kind and scope == "global"
+
+
 def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
     """Score, select exactly k parameters, apply the mask, and compare with GMP (and GGP) at the same t, fraction."""
     start = time.perf_counter()
@@ -119,12 +124,17 @@ def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
     keep = choose_keep(run.scorer, ctx, amount.remove, pruner.scope)  # the step koopsweep.api takes too
     if run.scorer.requires_koopman:
         log_koopman(run, ctx.koopman(), tracker)
-    if pruner.compare:
-        reference = select_keep(ctx.theta().abs(), amount.remove, run.space, "global")
+    if pruner.compare:  # a GMP (GGP) run is its own reference: its mask is not selected a second time
+        reference = keep if _is(run.scorer, MagnitudeScorer, pruner.scope) else None
+        if reference is None:
+            reference = select_keep(ctx.theta().abs(), amount.remove, run.space, "global")
         run.metrics["overlap/gmp"] = overlap(~keep, ~reference)
         if run.scorer.gradient_flavoured:
-            ggp = GradientMagnitudeScorer().scores(ctx).to(run.device)
-            run.metrics["overlap/ggp"] = overlap(~keep, ~select_keep(ggp, amount.remove, run.space, "global"))
+            ggp = keep if _is(run.scorer, GradientMagnitudeScorer, pruner.scope) else None
+            if ggp is None:
+                scores = GradientMagnitudeScorer().scores(ctx).to(run.device)
+                ggp = select_keep(scores, amount.remove, run.space, "global")
+            run.metrics["overlap/ggp"] = overlap(~keep, ~ggp)
     masks = MaskSet(run.space, keep)
     masks.apply(run.model)
     run.trainer.masks = masks
