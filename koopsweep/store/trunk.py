@@ -22,6 +22,7 @@ from typing import Any
 from koopsweep.artifacts import load_checked, read_meta, remove_checked, save_checked
 from koopsweep.atomic import write_json_atomic
 from koopsweep.errors import ArtifactError
+from koopsweep.store import state_cache
 from koopsweep.store.lock import hold, try_hold
 
 log = logging.getLogger(__name__)
@@ -132,10 +133,12 @@ class Trunk:
         return found
 
     def read_state(self, iteration: int, layout_hash: str) -> dict[str, Any] | None:
-        """The verified state at exactly ``iteration``, or None; a reader's load: nothing is removed or repaired."""
+        """The verified state at exactly ``iteration``, or None; a reader's load: nothing is removed or repaired.
+
+        Kept in this process once read (koopsweep.store.state_cache): a warm agent's next cell here reads no file."""
         try:
             expect = {"iteration": iteration, "layout_hash": layout_hash}
-            return load_checked(self._state_path(iteration), expect=expect)
+            return state_cache.load(self._state_path(iteration), expect)
         except ArtifactError:
             return None
 
