@@ -18,7 +18,7 @@ import pytest
 from koopsweep.commands.report import main
 from koopsweep.errors import ConfigError
 from koopsweep.report.collect import COLUMNS, read_table
-from koopsweep.report.dynamics import DEFAULT_LABELS, DistanceMatrix, block_summary
+from koopsweep.report.dynamics import DEFAULT_LABELS, DistanceMatrix, block_summary, separation
 from koopsweep.report.dynamics_figures import koopman_predictors, spectral_distance_matrix, spectral_distance_vs_time
 from koopsweep.report.dynamics_tables import write_dynamics
 from koopsweep.report.figures import FIGURES, Data
@@ -133,3 +133,6 @@ def test_block_summary_separates_between_from_within() -> None:
     found = DistanceMatrix(("x",), "x", ["a", "b", "c", "d"], records, matrix)
     summary = {(a, b): (mean, n) for a, b, mean, _, n in block_summary(found, "width")}
     assert summary == {("5", "5"): (1.0, 1), ("5", "40"): (5.0, 4), ("40", "40"): (2.0, 1)}
+    # 2 of the 3 ways to split four spectra into two pairs mix the widths: only the true split is as far apart
+    assert separation(found, "width", "5", "40") == pytest.approx(1 / 3, abs=0.03)
+    assert np.isnan(separation(found, "width", "5", "5"))

@@ -45,7 +45,7 @@ EXPECTED = {
     "fig1_mnistnet_cluster": (18, 3),
     "fig1_resnet20_cluster": (18, 3),
     "timing_resnet20": (72, 1),
-    "fcn_width": (15, 15),
+    "fcn_width": (30, 30),
 }
 TRUNK_KEYS = {"fcn_width": ["model.kwargs.hidden", "seed"]}  # sweeps whose dense runs differ in more than the seed
 SHARED_DATA = REPO.parent / "shared" / "data"  # the Fig. 1 sweeps start from ShrinkBench's weights, found here

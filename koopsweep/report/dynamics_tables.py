@@ -25,6 +25,7 @@ from koopsweep.report.dynamics import (
     distance_matrices,
     label_value,
     predictor_sets,
+    separation,
     strongest,
 )
 from koopsweep.report.labels import group_title, step_label
@@ -67,10 +68,16 @@ def _matrix_md(found: DistanceMatrix) -> list[str]:
 
 
 def _blocks_md(found: DistanceMatrix, by: str) -> list[str]:
-    lines = [f"Between and within values of `{by}` (mean ± std over pairs):", "", f"| {by} | {by} | distance | pairs |"]
-    lines.append("|---|---|---|---|")
+    lines = [
+        f"Between and within values of `{by}` (mean ± std over pairs; p: permutation p-value that the two values "
+        "are further apart than the spectra within each):",
+        "",
+        f"| {by} | {by} | distance | pairs | p |",
+        "|---|---|---|---|---|",
+    ]
     for a, b, mean, std, n in block_summary(found, by):
-        lines.append(f"| {a} | {b} | {mean:.4g} ± {std:.2g} | {n} |")
+        p = "" if a == b else _fmt(separation(found, by, a, b), 2)
+        lines.append(f"| {a} | {b} | {mean:.4g} ± {std:.2g} | {n} | {p} |")
     return lines
 
 
