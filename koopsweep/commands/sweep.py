@@ -144,6 +144,10 @@ def main(argv: Sequence[str]) -> None:
         launch = local_launch(
             args.file, args.overrides, args.jobs, args.threads, args.wandb, args.latest_first, args.only, args.warm
         )
+        if args.warm:
+            from koopsweep.sweeps import warm_local
+
+            launch = warm_local.warm(launch, args.jobs)
         _launch(launch, args.dry_run, warm=args.warm)
     elif args.verb == "slurm":
         from koopsweep.sweeps.launch import check_slurm_available, slurm_launch

@@ -118,7 +118,7 @@ def local_launch(
 ) -> Launch:
     """Plan a local multirun; refuses jobs x threads above the cores (joblib itself would oversubscribe them).
 
-    ``warm`` runs the same cells in ``jobs`` long-lived processes instead (koopsweep.sweeps.warm_local).
+    ``warm``: the cells will run in ``jobs`` long-lived processes (koopsweep.sweeps.warm_local.warm), not joblib's.
     """
     if wandb_mode not in LOCAL_MODES:
         raise ConfigError(
@@ -144,12 +144,7 @@ def local_launch(
     if jobs > 1 and not warm:
         hydra += ["hydra/launcher=local", f"hydra.launcher.n_jobs={jobs}"]
     env = {"WANDB_MODE": wandb_mode, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    launch = Launch(plan, _command(plan, hydra), env, sweep_dir, len(plan.points))
-    if warm:
-        from koopsweep.sweeps import warm_local
-
-        return warm_local.warm(launch, jobs)
-    return launch
+    return Launch(plan, _command(plan, hydra), env, sweep_dir, len(plan.points))
 
 
 def slurm_launch(
