@@ -101,7 +101,8 @@ def _restore(saved: dict[str, Any]) -> None:
 
 
 def configure_console_logging() -> None:
-    """Log records to stdout in Hydra's format, as a ``koopsweep`` run does (once per process, if nobody did)."""
+    """Log records to stdout in Hydra's format, as a ``koopsweep`` run does (once per process, if nobody did); the
+    warm entry points call it, not the runner, so that a caller's own logging (a notebook, the tests) stays as is."""
     root = logging.getLogger()
     if not root.handlers:
         console = logging.StreamHandler(sys.stdout)
@@ -148,7 +149,6 @@ class CellRunner:
 
     def __init__(self) -> None:
         setup()
-        configure_console_logging()
         self._composer = Composer()
         self.busy = False
 

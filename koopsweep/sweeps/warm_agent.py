@@ -27,7 +27,7 @@ import yaml
 
 from koopsweep.errors import ConfigError
 from koopsweep.sweeps.agent_command import app_argv
-from koopsweep.sweeps.cells import FAILED, REJECTED, CellRunner, Outcome
+from koopsweep.sweeps.cells import FAILED, REJECTED, CellRunner, Outcome, configure_console_logging
 from koopsweep.sweeps.requeue import strip_run_config
 from koopsweep.sweeps.spec import KNOWN_KEYS, SweepSpec, Value, parse_spec
 from koopsweep.train.preempt import catch_stop_signals
@@ -129,6 +129,7 @@ class WarmAgent:
 
 def serve(sweep: str, count: int | None = None) -> int:
     """``koopsweep agent --in-process SWEEP``: this process's share of a W&B sweep, warm; the exit status."""
+    configure_console_logging()
     agent = WarmAgent(fetch_spec(sweep))
     code = agent.serve(sweep, count)
     print(agent.report(), flush=True)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from koopsweep.sweeps.cells import FAILED, REJECTED, CellRunner, Outcome
+from koopsweep.sweeps.cells import FAILED, REJECTED, CellRunner, Outcome, configure_console_logging
 from koopsweep.sweeps.gpu_agents import Agent, run_agents
 from koopsweep.sweeps.launch import Launch
 from koopsweep.sweeps.launch import run as run_launch
@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.queue.is_file():
         parser.error(f"{args.queue}: no such file (`koopsweep sweep local FILE --warm` writes it)")
     if args.jobs <= 1:
+        configure_console_logging()
         return work(args.queue)
     worker = Agent([sys.executable, "-m", MODULE, str(args.queue)])
     return run_agents([worker] * args.jobs)
