@@ -10,6 +10,10 @@ fixed cost of a cell (composition, loading data and states, writing results) wer
     python bench/bench_store.py                       # the full grid (about 10 minutes on 2 CPU cores)
     python bench/bench_store.py --quick               # 2 × 2 × 2 on mnist_mini, a smoke check
     python bench/bench_store.py --store-only          # the store's grid against its ideal only
+    python bench/bench_store.py --store-only --warm   # the same cells through the warm agent's loop (CellRunner)
+
+--warm runs each cell as the warm agent does (koopsweep.sweeps.cells.CellRunner: compose from cached group choices,
+preflight, run folder with .hydra/ and log, clean-up after the cell) instead of compose_config + run_experiment.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import sys
 import tempfile
@@ -29,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from koopsweep.config.compose import compose_config  # noqa: E402
+from koopsweep.sweeps.cells import CellRunner  # noqa: E402
 from koopsweep.train.run import run_experiment  # noqa: E402
 
 METRICS = (
@@ -48,18 +54,26 @@ METRICS = (
 OWN_WORK = ("dense", "prune", "koopman_fit", "finetune", "evaluate")
 
 
-def run_grid(base: list[str], cells: list[list[str]], root: Path, reuse: bool) -> tuple[float, dict, float]:
+def run_grid(
+    base: list[str], cells: list[list[str]], root: Path, reuse: bool, warm: bool = False
+) -> tuple[float, dict, float]:
     """Run every cell sequentially; return wall seconds, {cell: metrics} and the cells' own work in seconds."""
     results = {}
     own_work: list[float] = []
+    runner = CellRunner() if warm else None
     start = time.perf_counter()
     for i, cell in enumerate(cells):
-        cfg = compose_config([*base, *cell, f"store.reuse={str(reuse).lower()}"])
-        with open_dict(cfg):
-            cfg.paths.store_dir = str(root / "store")
-            cfg.paths.output_dir = str(root / "runs" / str(i))
+        argv = [*base, *cell, f"store.reuse={str(reuse).lower()}"]
         with contextlib.redirect_stdout(io.StringIO()):
-            out = run_experiment(cfg)
+            if runner is not None:
+                outcome = runner.run([*argv, f"paths.store_dir={root / 'store'}"], root / "runs" / str(i))
+                out = json.loads((outcome.out_dir / "results.json").read_text())
+            else:
+                cfg = compose_config(argv)
+                with open_dict(cfg):
+                    cfg.paths.store_dir = str(root / "store")
+                    cfg.paths.output_dir = str(root / "runs" / str(i))
+                out = run_experiment(cfg)
         results[" ".join(cell)] = {k: out["metrics"].get(k) for k in METRICS}
         own_work.append(sum(out["metrics"].get(f"time/{k}_s", 0.0) for k in OWN_WORK))
         print(
@@ -76,6 +90,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--store-only", action="store_true", help="skip the no-reuse baseline (measure the ideal only)")
+    parser.add_argument("--warm", action="store_true", help="run the cells through the warm agent's CellRunner")
     args = parser.parse_args()
     mnist = (Path(args.data_dir) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists() and not args.quick
     base = [
@@ -112,13 +127,13 @@ def main() -> None:
     )
     os.environ.setdefault("WANDB_MODE", "disabled")
     with tempfile.TemporaryDirectory() as tmp:
-        t_store, r_store, ideal = run_grid(base, cells, Path(tmp) / "store_on", reuse=True)
+        t_store, r_store, ideal = run_grid(base, cells, Path(tmp) / "store_on", reuse=True, warm=args.warm)
         print(f"\ntrunk store:          {t_store:8.1f} s")
         print(f"its ideal:            {ideal:8.1f} s  (the cells' own work: {', '.join(OWN_WORK)})")
         print(f"above the ideal:      {100 * (t_store / ideal - 1):+8.1f} %")
         if args.store_only:
             return
-        t_plain, r_plain, _ = run_grid(base, cells, Path(tmp) / "store_off", reuse=False)
+        t_plain, r_plain, _ = run_grid(base, cells, Path(tmp) / "store_off", reuse=False, warm=args.warm)
     identical = sum(r_store[c] == r_plain[c] for c in r_store)
     print(f"reuse off (baseline): {t_plain:8.1f} s")
     print(f"speed-up:             {t_plain / t_store:8.2f}x less wall time with the store")

@@ -96,7 +96,7 @@ def _check_online(env: dict[str, str]) -> None:
         raise ConfigError(
             f"wandb agents cannot reach the W&B server here ({reason}): they need WANDB_API_KEY "
             "(docker run -e WANDB_API_KEY ...) and no offline WANDB_MODE; offline, run the grid with "
-            "`koopsweep sweep local`"
+            "`koopsweep sweep local FILE --warm`"
         )
 
 
