@@ -52,3 +52,24 @@ def test_impossible_counts_are_refused():
     space = space3()
     with pytest.raises(ValueError, match="cannot remove"):
         select_keep(torch.rand(space.numel), space.numel + 1, space)
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_selection_is_the_first_k_of_a_stable_sort(scope):
+    """The selection without sorting removes exactly what a stable sort's first k would (ties by position)."""
+    space = ParamSpace(["a.weight", "b.weight"], [(300, 7), (1000,)])
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 50, (space.numel,), generator=generator).double() / 7
+    scores[::5] = 0.0
+    scores[1::11] = -0.0  # equal to 0.0 for the order, as for torch.sort
+    scores[2::13] = float("inf")
+    for k in (0, 1, 17, space.numel // 2, space.numel - 3, space.numel):
+        keep = select_keep(scores, k, space, scope)
+        expected = torch.ones(space.numel, dtype=torch.bool)
+        if scope == "global":
+            expected[torch.sort(scores, stable=True).indices[:k]] = False
+        else:
+            for slot, quota in zip(space.slots, layer_quotas(space, k)):
+                part = scores[slot.offset : slot.stop]
+                expected[slot.offset + torch.sort(part, stable=True).indices[:quota]] = False
+        assert torch.equal(keep, expected), k
