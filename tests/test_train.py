@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from koopsweep.artifacts import load_checked
 from koopsweep.config import conf_dir
 from koopsweep.prune.scorers import MagnitudeScorer
-from koopsweep.store.artifacts import load_checked
 from koopsweep.train.run import run_experiment
 from koopsweep.train.session import build_run
 
