@@ -32,6 +32,8 @@ def test_every_option_composes_and_checks(group, option):
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_every_experiment_composes(experiment):
     shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data"  # pretrained weights are found here
+    if experiment.startswith("fig1_") and not (shared / "shrinkbench-models").is_dir():
+        pytest.skip(f"ShrinkBench's weights are not at {shared} (and cannot be downloaded offline)")
     cfg = compose_config([f"experiment={experiment}", f"paths.data_dir={shared}"])
     assert cfg.experiment_name
 
@@ -73,7 +75,7 @@ BAD_OVERRIDES = [
     (["koopman.rank_tol=2"], "koopman.rank_tol=2.0 is out of range"),
     (["optimizer.lr=0.1,0.2"], "add -m (--multirun)"),
     (["-m", "optimizer.lr=0.1,-1"], "optimizer.lr=-1.0 is out of range"),
-    (["seed=[1"], "cannot parse overrides"),
+    (["seed=[1"], "cannot parse the override 'seed=[1'"),
     (["pruner.fraction=0.5", "pruner.compression=4"], "are both set: give one"),
     (["pruner.compression=0.5"], "pruner.compression=0.5 is out of range"),
     (

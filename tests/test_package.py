@@ -23,6 +23,7 @@ NAMES = [
     "converged_mnistnet",
     "converged_resnet20",
     "converged_resnet20_cpu",
+    "fcn_width",
     "fig1_mnistnet",
     "fig1_mnistnet_cluster",
     "fig1_mnistnet_long",
