@@ -9,6 +9,7 @@ koopsweep writes is checked to be loadable that way before it is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from koopsweep import failpoints
 from koopsweep.atomic import atomic_write
 from koopsweep.errors import ArtifactError
 
@@ -55,7 +57,13 @@ def save_checked(path: Path, obj: Any, meta: dict[str, Any] | None = None) -> No
     data = buffer.getvalue()
     record = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), **(meta or {})}
     atomic_write(path, data)
-    atomic_write(_sidecar(path), json.dumps(record, sort_keys=True).encode())
+    try:
+        failpoints.hit("sidecar", path)  # a crash here leaves a file its old (or no) sidecar does not verify: rebuilt
+        atomic_write(_sidecar(path), json.dumps(record, sort_keys=True).encode())
+    except BaseException:
+        with contextlib.suppress(OSError):  # no file without its checksum is left behind by a failed write
+            path.unlink()
+        raise
 
 
 def read_meta(path: Path) -> dict[str, Any]:

@@ -6,18 +6,30 @@ they are checksummed, and a window that lost one is recorded again); the curve a
 appended line by line instead, and a line cut short by a crash is skipped when read. Files get the permissions the
 umask gives any new file (``mkstemp`` alone makes them 0600, which breaks a store shared by a group). Whole folders
 (a report) are built beside their target and swapped in with ``exchange_paths``.
+
+A temporary file is named after its writer (``.<name>~<host>~<pid>~<random>.tmp``), so that a writer killed before
+its rename can be told from one still writing: ``remove_stale_temps`` deletes only the former. A write the machine
+refuses (no space, read-only, I/O error) is a ``MachineError``: one line naming the file. Every step calls
+``koopsweep.failpoints.hit`` so the tests can fail it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
 import os
+import socket
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from koopsweep import failpoints
+from koopsweep.errors import machine_error
 
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
 
@@ -39,20 +51,94 @@ def current_umask() -> int:
 def atomic_write(path: Path, *buffers: bytes | memoryview, durable: bool = True) -> None:
     """Write ``buffers`` one after the other to ``path``, atomically; ``durable`` also survives a power loss."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with refused_as_one_line("cannot write", path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o666 & ~current_umask())
+                for buffer in buffers:
+                    failpoints.hit("write", path)
+                    handle.write(buffer)
+                handle.flush()
+                if durable:
+                    failpoints.hit("fsync", path)
+                    os.fsync(handle.fileno())
+            failpoints.hit("rename", path)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        failpoints.hit("renamed", path)
+
+
+@contextlib.contextmanager
+def refused_as_one_line(doing: str, path: Path) -> Iterator[None]:
+    """Turn an OSError in the block into a MachineError whose one line names ``path`` (not a temporary file)."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
-            for buffer in buffers:
-                handle.write(buffer)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as exc:
+        if exc.filename is None or str(exc.filename).endswith(TEMP_SUFFIX):
+            exc.filename = str(path)
+        raise machine_error(exc, doing) from None
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line to a log (trunk curves, evaluations): a crash cuts at most this line, which readers skip."""
+    with refused_as_one_line("cannot append to", path):
+        failpoints.hit("append", path)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+HOST = socket.gethostname().replace("~", "-")
+TEMP_SUFFIX = ".tmp"
+STALE_FOREIGN_S = 24 * 3600.0
+"""A temporary file of another host (a shared store) or of an older koopsweep is removed after a day: no write
+takes that long."""
+
+
+def temp_prefix(name: str) -> str:
+    """``.<name>~<host>~<pid>~``: the temporary file says who writes it."""
+    return f".{name}~{HOST}~{os.getpid()}~"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale_temp(path: Path, now: float | None = None) -> bool:
+    """True for a temporary file whose writer is gone: a dead pid of this host, else older than a day."""
+    name = path.name
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        return False
+    parts = name[: -len(TEMP_SUFFIX)].rsplit("~", 3)
+    if len(parts) == 4 and parts[1] == HOST and parts[2].isdigit():
+        return not _alive(int(parts[2]))
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return False
+    return age > STALE_FOREIGN_S
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Delete the temporary files below ``folder`` whose writers are gone (killed before their rename); the count."""
+    removed = 0
+    if not Path(folder).is_dir():
+        return 0
+    for path in Path(folder).rglob(f".*{TEMP_SUFFIX}"):
+        if path.is_file() and is_stale_temp(path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

@@ -2,7 +2,8 @@
 
 The record holds the run's status, what was pruned and how much, its trunk and branch ids, the schedule in
 iterations, every metric (the same names as the W&B summary, see docs/logging.md), the per-layer sparsity, the
-Koopman fit's summary, the resolved config, package versions and the device. koopsweep.report.collect reads it.
+Koopman fit's summary, the resolved config, package versions and the device; a run that failed on the way also
+holds ``error``, the one line it ended with (koopsweep.train.run). koopsweep.report.collect reads it.
 """
 
 from __future__ import annotations

@@ -33,9 +33,10 @@ class Store:
     def branches_dir(self) -> Path:
         return self.root / BRANCHES
 
-    def trunk(self, trunk_id: str, spec: dict[str, Any] | None = None) -> Trunk:
-        """The shared trunk ``trunk_id`` (its folder and spec.json created if new)."""
-        return Trunk(self.trunks_dir / trunk_id, trunk_id, spec)
+    def trunk(self, trunk_id: str, spec: dict[str, Any] | None = None, create: bool = True) -> Trunk:
+        """The shared trunk ``trunk_id`` (its folder and spec.json created if new; with ``create=False`` when its
+        lock is first taken)."""
+        return Trunk(self.trunks_dir / trunk_id, trunk_id, spec, create)
 
     def branch_dir(self, branch_id: str) -> Path:
         return self.branches_dir / branch_id
@@ -46,7 +47,7 @@ class Store:
 
     def private_trunk(self, branch_id: str) -> Trunk:
         """The trunk a run with ``store.reuse=false`` trains for itself, inside its branch (deleted when done)."""
-        return Trunk(self.branch_dir(branch_id) / TRUNKS / PRIVATE_TRUNK, PRIVATE_TRUNK)
+        return Trunk(self.branch_dir(branch_id) / TRUNKS / PRIVATE_TRUNK, PRIVATE_TRUNK, create=False)
 
     def tidy_branch(self, branch_id: str) -> None:
         """Remove a branch's folders that are left empty."""

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from koopsweep.artifacts import load_checked, read_meta, remove_checked, save_checked
-from koopsweep.atomic import write_json_atomic
+from koopsweep.atomic import remove_stale_temps, write_json_atomic
 from koopsweep.errors import ArtifactError
 from koopsweep.store import state_cache
 from koopsweep.store.lock import hold, try_hold
+from koopsweep.store.records import append_record, finite_number, read_records
 
 log = logging.getLogger(__name__)
 _STATE_RE = re.compile(r"^it-(\d+)\.pt$")
@@ -41,9 +42,17 @@ class Trunk:
             self._write_spec()
 
     def _write_spec(self) -> None:
+        """Create the folder and spec.json; a spec.json that is not what this trunk's id hashes is written again."""
         self.path.mkdir(parents=True, exist_ok=True)
-        if self._spec is not None and not (self.path / "spec.json").exists():
-            write_json_atomic(self.path / "spec.json", self._spec)
+        if self._spec is None:
+            return
+        if (self.path / "spec.json").exists():
+            stored, problem = self.read_spec()
+            expected = json.loads(json.dumps(self._spec, default=str))
+            if problem is None and stored == expected:
+                return
+            log.warning("trunk %s: spec.json %s; written again", self.id, problem or "differs from what the id hashes")
+        write_json_atomic(self.path / "spec.json", self._spec)
 
     @contextlib.contextmanager
     def lock(self, while_waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
@@ -53,6 +62,7 @@ class Trunk:
         """
         with hold(self.path / "lock", f"trunk {self.id}", while_waiting):
             self._write_spec()  # `store gc` may have removed the trunk while we waited
+            remove_stale_temps(self.path)  # what writers killed before their rename left behind
             yield
 
     @contextlib.contextmanager
@@ -64,6 +74,8 @@ class Trunk:
         Only deleting the trunk (``store gc``, a failed run's tidy-up) excludes readers; that is brief.
         """
         with hold(self.path / READERS, f"trunk {self.id} (being removed)", while_waiting, shared=True):
+            self._write_spec()  # a damaged spec.json is written again (the same bytes as any writer's: atomic)
+            remove_stale_temps(self.path)  # safe without the writers' lock: only files of writers that are gone
             yield
 
     def _state_path(self, iteration: int) -> Path:
@@ -182,49 +194,52 @@ class Trunk:
         return self.path / "fits" / f"{key}.pt"
 
     def append_curve(self, record: dict[str, Any]) -> None:
-        """Dense curves, one JSON line per evaluation (duplicates after a resume are harmless)."""
-        with open(self.path / "curves.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        """Dense curves, one checksummed JSON line per evaluation (duplicates after a resume are harmless)."""
+        append_record(self.path / "curves.jsonl", record)
 
     def curve(self, until: int) -> list[dict[str, Any]]:
-        """Stored dense-curve records up to ``until``, one per iteration (the latest written wins)."""
-        path = self.path / "curves.jsonl"
-        if not path.exists():
-            return []
+        """Stored dense-curve records up to ``until``, one per iteration (the latest written wins); damaged ones
+        are dropped with one warning."""
         records: dict[int, dict[str, Any]] = {}
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
-            if record.get("iteration", until + 1) <= until:
+        for record in read_records(self.path / "curves.jsonl", _curve_problem, f"trunk {self.id}"):
+            if record["iteration"] <= until:
                 records[record["iteration"]] = record
         return [records[i] for i in sorted(records)]
 
     def cached_eval(self, key: str) -> dict[str, float] | None:
         """A dense evaluation stored by an earlier run (``key`` names the iteration and the evaluation settings)."""
-        path = self.path / "evals.jsonl"
-        if not path.exists():
-            return None
-        for line in reversed(path.read_text().splitlines()):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
-            if record.get("key") == key:
+        for record in reversed(read_records(self.path / "evals.jsonl", _eval_problem, f"trunk {self.id}")):
+            if record["key"] == key:
                 return {"acc": float(record["acc"]), "loss": float(record["loss"])}
         return None
 
     def save_eval(self, key: str, result: dict[str, float]) -> None:
-        """Keep a dense evaluation for the runs that prune at the same time (one JSON line, appended)."""
-        with open(self.path / "evals.jsonl", "a") as handle:
-            handle.write(json.dumps({"key": key, "acc": result["acc"], "loss": result["loss"]}) + "\n")
+        """Keep a dense evaluation for the runs that prune at the same time (one checksummed JSON line, appended)."""
+        append_record(self.path / "evals.jsonl", {"key": key, "acc": result["acc"], "loss": result["loss"]})
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+
+def _eval_problem(record: dict[str, Any]) -> str | None:
+    if not isinstance(record.get("key"), str):
+        return "no evaluation key"
+    acc, loss = record.get("acc"), record.get("loss")
+    if not (finite_number(acc) and 0 <= acc <= 1 and finite_number(loss) and loss >= 0):
+        return "accuracy or loss missing or out of range"
+    return None
+
+
+def _curve_problem(record: dict[str, Any]) -> str | None:
+    iteration = record.get("iteration")
+    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+        return "no iteration"
+    if not all(finite_number(v) for k, v in record.items() if k not in ("iteration", "stage")):
+        return "a value that is not a finite number"
+    return None
 
 
 def _meta_or_none(path: Path) -> dict[str, Any]:

@@ -9,14 +9,16 @@ koopsweep.results.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from koopsweep.artifacts import save_checked
 from koopsweep.atomic import write_json_atomic
+from koopsweep.errors import KoopsweepError, machine_error
 from koopsweep.prune.flops import flop_metrics
 from koopsweep.prune.metrics import layer_sparsity, parameter_counts
 from koopsweep.results import results_record, summary_table
@@ -61,14 +63,18 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     run = build_run(cfg)
     run.out_dir.mkdir(parents=True, exist_ok=True)
     store, branch = Store(cfg.paths.store_dir), branch_id(cfg)
-    trunk = store.trunk(trunk_id(cfg), trunk_spec(cfg)) if cfg.store.reuse else store.private_trunk(branch)
+    # nothing is written to the store before the run's failures are recorded (its spec with the trunk's lock)
+    trunk = (
+        store.trunk(trunk_id(cfg), trunk_spec(cfg), create=False) if cfg.store.reuse else store.private_trunk(branch)
+    )
     checkpoint = BranchCheckpoint(store.branch_state(branch), run.space.layout_hash)
     identity = run_identity(cfg, resolved, trunk.id, branch)
-    status, exit_code = "finished", 0
+    status, exit_code, diverged = "finished", 0, None
     with (
         catch_stop_signals() as stop,
         _tidy(trunk),
         Tracker.for_run(cfg.logger, identity, run.out_dir, resolved) as tracker,
+        _failure_recorded(run, tracker, lambda: _record(run, "failed", trunk.id, branch, resolved, wall), trunk),
     ):
         run.trainer.stop_requested = stop
         try:
@@ -83,7 +89,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
             run.record_eval("final")
             checkpoint.clear()
         except Diverged as exc:
-            status = "diverged"
+            status, diverged = "diverged", exc
             run.metrics["run/diverged_at"] = exc.iteration
         except Preempted as exc:
             status, exit_code = "preempted", exc.exit_code
@@ -107,6 +113,13 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         tracker.finish(status, exit_code=exit_code if status == "preempted" else None)
     print(summary_table(results))
     print(f"results: {run.out_dir / RESULTS}")
+    if diverged is not None:
+        stage = "dense training" if diverged.iteration <= run.plan.prune_at else "fine-tuning"
+        print(
+            f"koopsweep: training diverged at iteration {diverged.iteration} in {stage} (loss {diverged.loss}); "
+            "results.json records status diverged: lower the learning rate for a run that converges",
+            file=sys.stderr,
+        )
     if status == "preempted":
         print(
             f"koopsweep: stopped at iteration {run.metrics['run/preempted_at']}; state saved: "
@@ -150,7 +163,29 @@ def _tidy(trunk: Trunk) -> Iterator[None]:
     try:
         yield
     finally:
-        trunk.remove_if_unused()
+        with contextlib.suppress(OSError):  # a damaged store was already reported; never hide that error
+            trunk.remove_if_unused()
+
+
+@contextlib.contextmanager
+def _failure_recorded(run: Run, tracker: Tracker, record: Callable[[], dict[str, Any]], trunk: Trunk) -> Iterator[None]:
+    """A run that fails on the way (a full disk, a damaged store, a fit that cannot be made) ends in one line, and
+    is marked failed with its reason in results.json and the W&B run wherever those can still be written; a
+    private trunk goes, a shared one keeps what it verified."""
+    try:
+        yield
+    except (KoopsweepError, OSError) as exc:
+        error = exc if isinstance(exc, KoopsweepError) else machine_error(exc)
+        with contextlib.suppress(Exception):
+            write_json_atomic(run.out_dir / RESULTS, {**record(), "error": str(error)})
+        with contextlib.suppress(Exception):
+            tracker.summary({"run/error": str(error)[:500]})
+        with contextlib.suppress(Exception):
+            tracker.finish("failed", exit_code=error.exit_code)
+        if not run.cfg.store.reuse:
+            with contextlib.suppress(OSError):
+                trunk.remove()
+        raise error from None
 
 
 def _record(run: Run, status: str, trunk: str, branch: str, resolved: dict[str, Any], wall: float) -> dict[str, Any]:
