@@ -11,9 +11,11 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
+from koopsweep.config.numbers import check_numbers
 from koopsweep.config.targets import import_target
-from koopsweep.errors import ConfigError
+from koopsweep.errors import ConfigError, first_line
 from koopsweep.steps import Step, definitely_after
 
 LR_SCHEDULES = ("constant", "step", "cosine")
@@ -39,7 +41,18 @@ def parse_step(key: str, value: Any) -> Step:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first impossible value in ``cfg``: group by group, then paths, weights and sizes."""
+    """Raise ConfigError for the first impossible value in ``cfg``: group by group, then paths, weights and sizes.
+
+    A value that does not resolve (an interpolation to a missing key in a user's config) is one line too.
+    """
+    try:
+        _check_all(cfg)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "the config"
+        raise ConfigError(f"{key}: {first_line(exc)}") from None
+
+
+def _check_all(cfg: DictConfig) -> None:
     _check_model(cfg.model)
     _check_dataset(cfg.dataset)
     _check_optimizer(cfg.optimizer)
@@ -49,6 +62,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_store(cfg.store)
     _check_logger(cfg.logger)
     _check_runtime(cfg)
+    check_numbers(cfg)
 
     from koopsweep.config.feasibility import check_feasible
     from koopsweep.config.paths import check_paths

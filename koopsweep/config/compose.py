@@ -12,6 +12,7 @@ import functools
 import re
 from collections.abc import Iterator, Sequence
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
@@ -30,7 +31,7 @@ def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]
     try:
         parsed = overrides_parser().parse_overrides(list(overrides))
     except OverrideParseException as exc:
-        raise ConfigError(f"cannot parse overrides: {first_line(exc)}") from None
+        raise ConfigError(unparsable(overrides, exc)) from None
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not multirun:
         raise ConfigError(
@@ -79,15 +80,62 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "config", c
     with hydra_context():
         try:
             cfg = compose(config_name=config_name, overrides=user_overrides)
-        except (HydraException, OmegaConfBaseException) as exc:
+        except COMPOSE_ERRORS as exc:
             raise ConfigError(explain(exc)) from None
     if check:
         check_config(cfg)
     return cfg
 
 
+COMPOSE_ERRORS = (HydraException, OmegaConfBaseException, yaml.YAMLError, UnicodeDecodeError)
+"""What composing a config can raise for a mistake in the configs or overrides (not a bug): one line each."""
+
+
+def unparsable(overrides: Sequence[str], exc: OverrideParseException) -> str:
+    """One line for overrides Hydra's grammar refuses: which one, and how to quote its value so that it parses."""
+    parser = overrides_parser()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException as own:
+            key, sep, value = override.partition("=")
+            if not sep:
+                return f"cannot parse the override {override!r} ({first_line(own)}): write it as key=value"
+            quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            return (
+                f"cannot parse the override {override!r} ({first_line(own)}): Hydra reads an unquoted value as plain "
+                f"words, so quote a value with spaces, non-ASCII letters or brackets inside the argument, e.g. "
+                f"'{key}={quoted}'"
+            )
+    return f"cannot parse overrides: {first_line(exc)}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``<file> line L, column C: <problem>`` from PyYAML's marks (lines and columns counted from 1)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or first_line(exc)
+    if mark is None:
+        return f"a config file is not valid YAML: {problem}"
+    return f"{mark.name} line {mark.line + 1}, column {mark.column + 1}: {problem} (not valid YAML)"
+
+
+def _file_being_read(exc: BaseException) -> str:
+    """The config file Hydra was reading when ``exc`` was raised (its file source keeps it in ``full_path``)."""
+    tb, found = exc.__traceback__, "a config file"
+    while tb is not None:
+        found = str(tb.tb_frame.f_locals.get("full_path", found))
+        tb = tb.tb_next
+    return found
+
+
 def explain(exc: BaseException) -> str:
-    """One line for a composition error: the unknown option or key, with the valid choices or a guess."""
+    """One line for a composition error: the unknown option or key, with the valid choices or a guess; for YAML
+    that does not parse, the file, line and column."""
+    for cause in (exc, exc.__cause__, exc.__context__):
+        if isinstance(cause, yaml.YAMLError):
+            return _yaml_problem(cause)
+        if isinstance(cause, UnicodeDecodeError):
+            return f"{_file_being_read(cause)} is not UTF-8 text ({cause.reason} at byte {cause.start})"
     text = f"{exc}\n{exc.__cause__ or ''}"
     if isinstance(exc, MissingConfigException) and exc.options is not None:
         match = re.search(r"Could not find '([^']+)/([^']+)'", text)

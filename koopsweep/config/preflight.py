@@ -11,7 +11,9 @@ what Hydra runs. Every job is composed exactly as the basic sweeper and launcher
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -29,12 +31,13 @@ from hydra.core.utils import setup_globals
 from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from koopsweep.config import conf_dir, setup
 from koopsweep.config.checks import check_config
-from koopsweep.config.compose import explain
+from koopsweep.config.compose import COMPOSE_ERRORS, explain, unparsable
+from koopsweep.config.grid_size import run_cap
 from koopsweep.errors import ConfigError, first_line
+from koopsweep.progress import progress
 
 CONFIG_NAME = "config"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -103,7 +106,7 @@ def config_loader(args: argparse.Namespace, task_function: Callable[..., Any]) -
 def _compose(loader: ConfigLoaderImpl, config_name: str, overrides: list[str], mode: RunMode) -> DictConfig:
     try:
         return loader.load_configuration(config_name=config_name, overrides=overrides, run_mode=mode)
-    except (HydraException, OmegaConfBaseException) as exc:
+    except COMPOSE_ERRORS as exc:
         raise ConfigError(explain(exc)) from None
 
 
@@ -111,7 +114,7 @@ def _parse(overrides: Sequence[str], loader: ConfigLoaderImpl) -> list[Override]
     try:
         return OverridesParser.create(config_loader=loader).parse_overrides(list(overrides))
     except OverrideParseException as exc:
-        raise ConfigError(f"cannot parse overrides: {first_line(exc)}") from None
+        raise ConfigError(unparsable(overrides, exc)) from None
 
 
 def _configured_mode(loader: ConfigLoaderImpl, config_name: str, overrides: list[str]) -> Any:
@@ -133,10 +136,29 @@ def _jobs(master: DictConfig, loader: ConfigLoaderImpl) -> list[list[str]] | Non
     params = OmegaConf.to_container(params, resolve=False) if OmegaConf.is_config(params) else {}
     arguments = [f"{key}={value}" for key, value in params.items()]  # type: ignore[union-attr]
     arguments += OmegaConf.to_container(master.hydra.overrides.task, resolve=False)  # type: ignore[operator]
+    parsed = _parse(arguments, loader)
+    _say_size(math.prod(len(list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()))
     try:
-        return [list(job) for job in BasicSweeper.split_arguments(_parse(arguments, loader), None)[0]]
+        return [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
     except HydraException as exc:
         raise ConfigError(f"cannot expand the sweep: {first_line(exc)}") from None
+
+
+SAY_SIZE_FROM = 1000
+"""A multirun of this many jobs or more says its size before checking them (smaller ones check in a moment)."""
+
+
+def _say_size(jobs: int) -> None:
+    """Refuse a multirun above the run cap (koopsweep.config.grid_size) before expanding it; say its size
+    when checking it takes a while."""
+    cap = run_cap()
+    if jobs > cap:
+        raise ConfigError(
+            f"the multirun has {jobs:,} jobs, above the cap of {cap:,}: sweep fewer values, or raise the cap with "
+            f"KOOPSWEEP_MAX_RUNS={jobs}"
+        )
+    if jobs >= SAY_SIZE_FROM:
+        print(f"koopsweep: {jobs:,} jobs in the multirun; checking each", file=sys.stderr, flush=True)
 
 
 def check_command_line(argv: Sequence[str], task_function: Callable[..., Any]) -> int:
@@ -172,10 +194,10 @@ def check_command_line(argv: Sequence[str], task_function: Callable[..., Any]) -
     jobs = _jobs(master, loader)
     if jobs is None:
         return 0
-    for number, job in enumerate(jobs):
+    for number, job in enumerate(progress(jobs, desc="checking jobs", leave=False)):
         try:
             cfg = loader.load_sweep_config(master, job)
-        except (HydraException, OmegaConfBaseException) as exc:
+        except COMPOSE_ERRORS as exc:
             raise ConfigError(f"job {number} ({' '.join(job)}): {explain(exc)}") from None
         try:
             check_config(cfg)

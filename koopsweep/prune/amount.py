@@ -41,7 +41,20 @@ def from_fraction(fraction: float, prunable: int, total: int, prefix: str = "pru
         raise ConfigError(
             f"{prefix}fraction={fraction} is out of range: expected 0 <= fraction < 1 (0.9 = 90 % sparse)"
         )
-    return Amount(int(round(fraction * prunable)), prunable, total)
+    remove = int(round(fraction * prunable))
+    _removes_some_not_all(remove, prunable, f"{prefix}fraction={fraction:g}", fraction > 0)
+    return Amount(remove, prunable, total)
+
+
+def _removes_some_not_all(remove: int, prunable: int, setting: str, asked: bool) -> None:
+    """An amount that asks to prune but rounds to no weight, or to every prunable weight, cannot be meant."""
+    if asked and remove == 0:
+        raise ConfigError(
+            f"{setting} removes no weight: 1 of the {prunable:,} prunable weights is {1 / prunable:.3g} of them; "
+            "ask for more, or leave the amount at 0 for a dense run"
+        )
+    if remove >= prunable:
+        raise ConfigError(f"{setting} removes every one of the {prunable:,} prunable weights: ask for less")
 
 
 def largest_compression(prunable: int, total: int) -> float:
@@ -58,6 +71,7 @@ def from_compression(
             f"{prefix}compression={compression} is out of range: expected >= 1 (total / non-zero parameters)"
         )
     remove = total - int(round(total / compression))
+    _removes_some_not_all(min(remove, prunable - 1), prunable, f"{prefix}compression={compression:g}", compression > 1)
     if remove >= prunable:
         nonprunable = total - prunable
         raise ConfigError(

@@ -54,19 +54,6 @@ class Outcome:
         return self.status == PREEMPTED
 
 
-def check_sweep_point(cfg: DictConfig) -> None:
-    """What a cell's config must pass beyond check_config because a sweep (perhaps a W&B server) chose its values.
-
-    Hook for the allow-list of ``_target_`` values a W&B sweep may set (issue 23: koopsweep.config.targets); it is
-    called here, for every cell, once that check exists there.
-    """
-    from koopsweep.config import targets
-
-    check = getattr(targets, "check_sweep_targets", None)
-    if check is not None:
-        check(cfg)
-
-
 def default_run_dir(cfg: DictConfig) -> Path:
     """The folder a lone ``koopsweep`` run gets (conf/hydra/default.yaml's hydra.run.dir): time and 6 random digits."""
     stamp = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}-{unique_suffix()}"
@@ -155,7 +142,6 @@ class CellRunner:
     def compose(self, argv: Sequence[str], out_dir: Path | None = None) -> DictConfig:
         """The cell's checked config with its run folder set: the preflight; KoopsweepError (one line) if refused."""
         cfg = self._composer.compose(list(argv))
-        check_sweep_point(cfg)
         with open_dict(cfg):
             cfg.paths.output_dir = str(out_dir if out_dir is not None else default_run_dir(cfg))
         return cfg

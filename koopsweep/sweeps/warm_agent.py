@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from koopsweep.config.targets import check_sweep_targets
 from koopsweep.errors import ConfigError
 from koopsweep.sweeps.agent_command import app_argv
 from koopsweep.sweeps.cells import FAILED, REJECTED, CellRunner, Outcome, configure_console_logging
@@ -85,6 +86,7 @@ class WarmAgent:
             return  # stopping: take no more (the run stays unstarted, and the server hands it out again)
         try:
             argv = cell_argv(self.spec, sweep_params())
+            check_sweep_targets(argv)  # what the W&B server chose, refused before anything is imported
         except (ConfigError, OSError, yaml.YAMLError) as exc:
             print(f"koopsweep: error: {exc}", file=sys.stderr, flush=True)
             outcome = Outcome(REJECTED, 2, None, str(exc))
