@@ -7,6 +7,7 @@ so the grid is defined once. Every verb first composes and checks every grid poi
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 
 from koopsweep.errors import ConfigError
@@ -38,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
             "file",
             help="a sweep file (W&B format, method: grid), e.g. sweeps/smoke.yaml, or the name of a shipped sweep "
             "(smoke, converged_mnistnet, converged_resnet20, timing_kmp, timing_kgp)",
+        )
+        sub.add_argument(
+            "--max-runs",
+            type=int,
+            default=None,
+            metavar="N",
+            help="check and run grids of up to N runs (default 100,000, or $KOOPSWEEP_MAX_RUNS)",
         )
         if extra:
             sub.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. device=cuda")
@@ -127,6 +135,19 @@ def _launch(launch, dry_run: bool, show_launcher: bool = False, trunks_first: bo
         print(f"{len(offline)} offline W&B runs; upload them with: wandb sync {launch.sweep_dir}/*/wandb/offline-run-*")
 
 
+def _say_size(args: argparse.Namespace) -> None:
+    """The grid's size, before anything is composed; refused above the cap (--max-runs, which the multirun a verb
+    launches inherits through $KOOPSWEEP_MAX_RUNS)."""
+    from koopsweep.sweeps.plan import grid_size
+
+    if args.max_runs is not None:
+        if args.max_runs < 1:
+            raise ConfigError(f"--max-runs {args.max_runs}: give at least 1")
+        os.environ["KOOPSWEEP_MAX_RUNS"] = str(args.max_runs)
+    runs = grid_size(args.file, getattr(args, "only", []), args.max_runs)
+    print(f"{args.file}: {runs:,} runs in the grid; checking them", flush=True)
+
+
 def main(argv: Sequence[str]) -> None:
     """Entry point of ``koopsweep sweep``; user errors raise ConfigError (one line, exit 2)."""
     parser = _parser()
@@ -136,6 +157,7 @@ def main(argv: Sequence[str]) -> None:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if rest:
         args.overrides = [*args.overrides, *rest]
+    _say_size(args)
     if args.verb == "validate":
         _validate(args)
     elif args.verb == "local":

@@ -11,6 +11,7 @@ order of keys and values only decides the launch order, which `order_keys` choos
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
@@ -106,8 +107,12 @@ def parsed_point(overrides: Iterable[str]) -> frozenset[tuple[str, Any]]:
 
     A key given twice keeps its last value, as in Hydra's basic sweeper.
     """
-    items: dict[str, Any] = {}
-    for override in overrides_parser().parse_overrides(list(overrides)):
-        value = override.value()
-        items[override.get_key_element()] = repr(value) if isinstance(value, (list, dict)) else value
-    return frozenset(items.items())
+    return frozenset(dict(_parsed(override) for override in overrides).items())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parsed(override: str) -> tuple[str, Any]:
+    """One override as (key, value), parsed once: a grid repeats each of its few override strings many times."""
+    (parsed,) = overrides_parser().parse_overrides([override])
+    value = parsed.value()
+    return parsed.get_key_element(), repr(value) if isinstance(value, (list, dict)) else value

@@ -16,8 +16,10 @@ import yaml
 from hydra.errors import OverrideParseException
 
 from koopsweep.config.compose import expand_overrides, overrides_parser
+from koopsweep.config.grid_size import run_cap
 from koopsweep.errors import ConfigError
 from koopsweep.sweeps.grid import PRUNE_AT, hydra_overrides, order_keys, parsed_point, value_hash
+from koopsweep.sweeps.grid_check import check_grid, count_points
 from koopsweep.sweeps.points import Point, compose_points, trunk_keys, window_values
 from koopsweep.sweeps.spec import SweepSpec, Value, load_spec
 
@@ -119,20 +121,40 @@ def plan_sweep(
     exact: bool = False,
     latest_first: bool = False,
     only: Sequence[str] = (),
+    max_runs: int | None = None,
 ) -> SweepPlan:
     """Load, check and compose a sweep file; the extras are added to every run (e.g. device=cuda, threads=2).
 
     ``only`` restricts swept keys to some of their values (``seed=0,1``): a slice of the grid, e.g. for a
-    machine that runs two of three seeds.
+    machine that runs two of three seeds. Above ``max_runs`` (default ``MAX_RUNS``, or ``$KOOPSWEEP_MAX_RUNS``)
+    runs the grid is refused before anything is composed.
     """
     spec = restrict(load_spec(path), list(only))
     extra = check_extra(spec, extra)
-    points = compose_points(spec, extra, exact=exact)
+    check_size(spec, max_runs)
+    points = compose_points(spec, extra, exact=True) if exact else check_grid(spec, extra)
     keys = trunk_keys(points)
     ordered = order_keys(spec.parameters, keys, latest_first, first=window_values(points))
     plan = SweepPlan(spec, points, keys, ordered, list(extra), latest_first)
     plan.launch_order()
     return plan
+
+
+def check_size(spec: SweepSpec, max_runs: int | None = None) -> int:
+    """The number of runs in the grid (counted, not expanded); ConfigError above the cap."""
+    runs = count_points(spec.parameters)
+    cap = run_cap(max_runs)
+    if runs > cap:
+        raise ConfigError(
+            f"{spec.path}: {runs:,} runs exceed the cap of {cap:,}: slice the grid (--only KEY=V1,V2), or raise the "
+            f"cap with --max-runs {runs} (or KOOPSWEEP_MAX_RUNS={runs})"
+        )
+    return runs
+
+
+def grid_size(path: str | Path, only: Sequence[str] = (), max_runs: int | None = None) -> int:
+    """How many runs a sweep file (sliced by ``only``) has; what a sweep command says before it checks them."""
+    return check_size(restrict(load_spec(path), list(only)), max_runs)
 
 
 def restrict(spec: SweepSpec, only: list[str]) -> SweepSpec:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -35,13 +35,26 @@ from koopsweep.sweeps.spec import SweepSpec, Value
 
 @dataclass(frozen=True)
 class Point:
-    """One run of the grid: the W&B run config, the argv the agent passes, its checked config and trunk id."""
+    """One run of the grid: the W&B run config, the argv the agent passes, its trunk id and whether it records the
+    Koopman window; its checked config when it was composed in full (``cfg`` composes it otherwise)."""
 
     values: dict[str, Value]
     argv: list[str]
-    cfg: DictConfig
     trunk: str
     needs_window: bool = False
+    composed: DictConfig | None = field(default=None, compare=False, repr=False)
+    composer: Composer | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def cfg(self) -> DictConfig:
+        """The point's checked config: composed on first use when the grid was checked without composing every
+        point (koopsweep.sweeps.grid_check), then kept."""
+        if self.composed is None:
+            with hydra_context():
+                cfg = self.composer.compose(self.argv) if self.composer else compose_config(self.argv)
+            object.__setattr__(self, "composed", cfg)
+        assert self.composed is not None
+        return self.composed
 
 
 def _is_group(override: Override) -> bool:
@@ -111,11 +124,11 @@ def compose_points(spec: SweepSpec, extra: Sequence[str] = (), exact: bool = Fal
             except ConfigError as exc:
                 where = " ".join(f"{k}={v}" for k, v in values.items())
                 raise ConfigError(f"{spec.path}: run {len(points) + 1} ({where}): {exc}") from None
-            points.append(Point(dict(values), argv, cfg, trunk_of(cfg), _needs_window(cfg)))
+            points.append(Point(dict(values), argv, trunk_of(cfg), needs_window(cfg), cfg))
     return points
 
 
-def _needs_window(cfg: DictConfig) -> bool:
+def needs_window(cfg: DictConfig) -> bool:
     """True when the run records the Koopman snapshot window: its pruner reads it (the scorer's
     ``requires_koopman``) or ``koopman.record`` asks for the spectrum."""
     if cfg.koopman.get("record", False):
