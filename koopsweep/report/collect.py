@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from koopsweep.report.schema import results_problem
+
 Row = dict[str, Any]
 
 # (column, key in results["metrics"]); accuracies and losses stay as stored (accuracy in [0, 1]).
@@ -166,6 +168,9 @@ def read_run(path: Path, extra: Sequence[str] = ()) -> tuple[Row, Row | None]:
         raise ValueError(" ".join(str(error).split())) from error
     if not isinstance(data, dict) or "status" not in data:
         raise ValueError("not a koopsweep results.json (no 'status')")
+    problem = results_problem(data)  # a malformed file never becomes a row, nor displaces a valid run
+    if problem is not None:
+        raise ValueError(problem)
     row = flatten(data, path, extra)
     return row, spectrum_record(data, row, extra)
 
@@ -287,7 +292,15 @@ def read_table(folder: Path, extra: Sequence[str] = ()) -> Collection:
         missing = [c for c in ("method", "status") if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{folder / RUNS_CSV} is not a koopsweep runs.csv (no column {missing[0]!r})")
-        rows = [{k: _cell(k, v or "") for k, v in line.items()} for line in reader]
+        lines = list(reader)
+    cut = next((n for n, line in enumerate(lines, 2) if None in line or None in line.values()), None)
+    if cut is not None or not (folder / RUNS_CSV).read_bytes().endswith(b"\n"):
+        where = f"row {cut}" if cut is not None else "its last row"
+        raise ValueError(
+            f"{folder / RUNS_CSV} is cut short ({where} does not have every column): restore it (e.g. from git) "
+            "before redrawing, so that no run is lost"
+        )
+    rows = [{k: _cell(k, v or "") for k, v in line.items()} for line in lines]
     for row in rows:
         for column in (*COLUMNS, *extra):
             row.setdefault(column, None)

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from koopsweep import failpoints
 from koopsweep.atomic import current_umask, exchange_paths
 from koopsweep.errors import ConfigError
 from koopsweep.report.collect import RUNS_CSV, SPECTRA_JSONL
@@ -82,6 +83,19 @@ def _carry_over(old: Path, new: Path) -> None:
             shutil.copy2(path, new / path.name, follow_symlinks=False)
 
 
+def _flush(folder: Path) -> None:
+    """Every file of the staged report on the disk before the swap: a power loss after it finds whole files."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _swap_in(new: Path, out: Path) -> None:
     """Put ``new`` at ``out``: one rename when ``out`` is new, one exchange when it exists (two renames where the
     file system cannot exchange), then delete the old report."""
@@ -113,6 +127,8 @@ def staged_folder(out: Path) -> Iterator[Path]:
         stage.chmod(0o777 & ~current_umask())
         yield stage
         _carry_over(out, stage)
+        _flush(stage)
+        failpoints.hit("swap", out)
         _swap_in(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
