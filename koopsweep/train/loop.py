@@ -76,23 +76,31 @@ class Trainer:
 
         Every ``period`` iterations (and at ``end``) ``on_period(iteration, {"train/loss": mean loss})`` is called.
         The loss is summed on the device and read back only every ``check_every`` steps, so the loop does not
-        synchronise with the GPU on every batch; a non-finite loss raises Diverged.
+        synchronise with the GPU on every batch; a non-finite loss raises Diverged, naming the first iteration whose
+        loss was not finite (kept on the device as well) and that loss.
         """
         self.model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=next(self.model.parameters()).device)
+        device = next(self.model.parameters()).device
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        bad_loss = torch.zeros((), dtype=torch.float64, device=device)
         count, since_check = 0, 0
         bar = progress(total=end - self.iteration, desc=desc, enabled=self.show_progress)
         try:
             while self.iteration < end:
-                loss = self.step()
-                loss_sum += loss.detach().double()
+                loss = self.step().detach().double()
+                loss_sum += loss
+                hit = torch.isfinite(loss).logical_not_() & (first_bad < 0)
+                first_bad.masked_fill_(hit, self.iteration)
+                bad_loss.copy_(torch.where(hit, loss, bad_loss))
                 count += 1
                 since_check += 1
                 at_period = period and self.iteration % period == 0
                 if since_check >= self.check_every or at_period or self.iteration == end:
                     mean = float(loss_sum) / count
                     if not math.isfinite(mean):
-                        raise Diverged(self.iteration, mean)
+                        at = int(first_bad)
+                        raise Diverged(at, float(bad_loss)) if at >= 0 else Diverged(self.iteration, mean)
                     bar.update(since_check)
                     bar.set_postfix(loss=f"{mean:.4f}")
                     since_check = 0
