@@ -190,7 +190,9 @@ def test_the_wheel_runs_sweeps_by_name_without_the_source_tree(tmp_path):
     assert sweeps == installed / "sweep_files"
 
     out = run(sys.executable, "-m", "koopsweep", "sweep", "validate", "smoke")
-    assert out.startswith(f"{installed / 'sweep_files' / 'smoke.yaml'}: 8 runs, 1 trunk")
+    size, table = out.splitlines()[:2]
+    assert size == "smoke: 8 runs in the grid; checking them"  # said before anything is composed
+    assert table.startswith(f"{installed / 'sweep_files' / 'smoke.yaml'}: 8 runs, 1 trunk")
     assert str(REPO) not in out
 
     version = run(str(target / "bin" / "koopsweep"), "--version")  # the console script
