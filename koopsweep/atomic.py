@@ -103,7 +103,8 @@ def temp_prefix(name: str) -> str:
     return f".{name}~{HOST}~{os.getpid()}~"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while a process of this host has ``pid`` (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -120,7 +121,7 @@ def is_stale_temp(path: Path, now: float | None = None) -> bool:
         return False
     parts = name[: -len(TEMP_SUFFIX)].rsplit("~", 3)
     if len(parts) == 4 and parts[1] == HOST and parts[2].isdigit():
-        return not _alive(int(parts[2]))
+        return not process_alive(int(parts[2]))
     try:
         age = (time.time() if now is None else now) - path.stat().st_mtime
     except OSError:

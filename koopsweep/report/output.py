@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from koopsweep import failpoints
-from koopsweep.atomic import current_umask, exchange_paths
+from koopsweep.atomic import current_umask, exchange_paths, process_alive
 from koopsweep.errors import ConfigError
 from koopsweep.report.collect import RUNS_CSV, SPECTRA_JSONL
 from koopsweep.report.dynamics_tables import DISTANCES_CSV, DYNAMICS_MD, PREDICTORS_CSV
@@ -56,18 +56,8 @@ def _remove_leftovers(out: Path) -> None:
     prefix = _prefix(out)
     for path in out.parent.glob(f"{prefix}*"):
         pid = path.name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _carry_over(old: Path, new: Path) -> None:
