@@ -16,6 +16,8 @@ internal and may change between versions. They load on first use, so ``import ko
 (True, ['ggp', 'gmp', 'kgp'])
 """
 
+from koopsweep.lazy import lazy_names
+
 __version__ = "0.2.0"
 
 _HOMES = {
@@ -64,16 +66,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors; at run ti
     from koopsweep.train.run import run_experiment
 
 
-def __getattr__(name: str) -> object:
-    """A public name, imported from its module on first use (then kept here)."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'koopsweep' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())

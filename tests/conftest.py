@@ -64,18 +64,23 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     return make
 
 
+# Overrides for a run of a few seconds: synthetic MNIST-shaped data, a handful of iterations (module-scoped fixtures
+# import it; tests take the ``tiny`` fixture).
+TINY = (
+    "dataset=synthetic",
+    "dataset.source.train=512",
+    "dataset.source.test=256",
+    "dataset.batch_size=64",
+    "schedule.train=2ep",
+    "schedule.finetune=1ep",
+    "schedule.eval_every=4it",
+)
+
+
 @pytest.fixture
 def tiny() -> list[str]:
     """Overrides for a run of a few seconds: synthetic MNIST-shaped data, LeNet, a handful of iterations."""
-    return [
-        "dataset=synthetic",
-        "dataset.source.train=512",
-        "dataset.source.test=256",
-        "dataset.batch_size=64",
-        "schedule.train=2ep",
-        "schedule.finetune=1ep",
-        "schedule.eval_every=4it",
-    ]
+    return list(TINY)
 
 
 @pytest.fixture

@@ -8,21 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY
 from hydra.utils import get_class
 from torch.nn.utils import prune
 
 from koopsweep.cli import main as cli
 from koopsweep.prune.export import load_prune_layout
-
-TINY = [
-    "dataset=synthetic",
-    "dataset.source.train=512",
-    "dataset.source.test=256",
-    "dataset.batch_size=64",
-    "schedule.train=2ep",
-    "schedule.finetune=1ep",
-    "schedule.eval_every=4it",
-]
 
 
 @pytest.fixture(scope="module")

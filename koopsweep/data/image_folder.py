@@ -14,7 +14,7 @@ import hashlib
 import io
 import logging
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -55,15 +55,26 @@ def _member(relative: PurePosixPath) -> Member | None:
     return Member(parts[-3], parts[-2], str(relative))
 
 
-def list_members(source: Path) -> list[Member]:
-    """Every image of the source, sorted by split, class and name."""
-    if is_archive(source):
-        with tarfile.open(source) as archive:
-            names = [PurePosixPath(m.name) for m in archive.getmembers() if m.isfile()]
-    else:
-        names = [PurePosixPath(p.relative_to(source).as_posix()) for p in source.rglob("*") if p.is_file()]
-    members = [m for m in map(_member, names) if m is not None]
-    return sorted(members, key=lambda m: (m.split, m.label, m.name))
+def _sorted(members: Iterable[Member | None]) -> list[Member]:
+    return sorted((m for m in members if m is not None), key=lambda m: (m.split, m.label, m.name))
+
+
+def folder_members(folder: Path) -> list[Member]:
+    """Every image of an extracted folder, sorted by split, class and name."""
+    return _sorted(_member(PurePosixPath(p.relative_to(folder).as_posix())) for p in folder.rglob("*") if p.is_file())
+
+
+def archive_images(archive: Path) -> dict[str, bytes]:
+    """The encoded bytes of every image in an archive, by member name, read in one pass front to back (a compressed
+    tar cannot seek backwards without decompressing again from the start): a few tens of MB for CIFAR-10."""
+    encoded: dict[str, bytes] = {}
+    with tarfile.open(archive, mode="r|*") as stream:
+        for entry in stream:
+            if entry.isfile() and _member(PurePosixPath(entry.name)) is not None:
+                handle = stream.extractfile(entry)
+                assert handle is not None
+                encoded[entry.name] = handle.read()
+    return encoded
 
 
 def fingerprint(source: Path) -> str:
@@ -75,7 +86,7 @@ def fingerprint(source: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     else:
-        for member in list_members(source):
+        for member in folder_members(source):
             stat = (source / member.name).stat()
             digest.update(f"{member.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
@@ -100,26 +111,12 @@ def _check_classes(source: Path, members: Sequence[Member]) -> list[str]:
     return found["train"]
 
 
-def _read_all(source: Path, members: Sequence[Member]) -> Iterator[tuple[Member, bytes]]:
-    """The encoded bytes of each member, in the members' order.
-
-    An archive is read once, front to back (a compressed tar cannot seek backwards without decompressing again
-    from the start), holding the encoded files in memory: a few tens of MB for CIFAR-10.
-    """
+def _images(source: Path) -> tuple[list[Member], Callable[[Member], bytes]]:
+    """The source's images, sorted, and how to get each one's encoded bytes (from memory for an archive)."""
     if is_archive(source):
-        wanted = {m.name for m in members}
-        encoded: dict[str, bytes] = {}
-        with tarfile.open(source, mode="r|*") as archive:
-            for entry in archive:
-                if entry.isfile() and entry.name in wanted:
-                    handle = archive.extractfile(entry)
-                    assert handle is not None
-                    encoded[entry.name] = handle.read()
-        for member in members:
-            yield member, encoded.pop(member.name)
-    else:
-        for member in members:
-            yield member, (source / member.name).read_bytes()
+        encoded = archive_images(source)
+        return _sorted(_member(PurePosixPath(name)) for name in encoded), lambda m: encoded.pop(m.name)
+    return folder_members(source), lambda m: (source / m.name).read_bytes()
 
 
 def _decode(source: Path, member: Member, data: bytes) -> np.ndarray:
@@ -136,7 +133,7 @@ def _decode(source: Path, member: Member, data: bytes) -> np.ndarray:
 
 def decode(source: Path, show_progress: bool | None = None) -> dict[str, object]:
     """Decode every image of the source into uint8 N x 3 x H x W arrays per split, with labels and class names."""
-    members = list_members(source)
+    members, read = _images(source)
     classes = _check_classes(source, members)
     index = {name: i for i, name in enumerate(classes)}
     images: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
@@ -144,8 +141,8 @@ def decode(source: Path, show_progress: bool | None = None) -> dict[str, object]
     shape: tuple[int, ...] | None = None
     bar = progress(total=len(members), desc=f"decoding {source.name}", enabled=show_progress)
     try:
-        for member, data in _read_all(source, members):
-            pixels = _decode(source, member, data)
+        for member in members:
+            pixels = _decode(source, member, read(member))
             if shape is None:
                 shape = pixels.shape
             elif pixels.shape != shape:

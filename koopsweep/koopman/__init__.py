@@ -9,7 +9,7 @@ Names load on first use, so a module that only needs the spectral tools (numpy) 
 
 from __future__ import annotations
 
-import importlib
+from koopsweep.lazy import lazy_names
 
 _HOMES = {
     "DMDFit": "koopsweep.koopman.dmd",
@@ -42,14 +42,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers; at run time __getattr
     from koopsweep.koopman.window import SnapshotWindow
 
 
-def __getattr__(name: str) -> object:
-    """A public name, imported from its module on first use (then kept here)."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'koopsweep.koopman' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())

@@ -192,17 +192,12 @@ def load_pretrained(model: nn.Module, path: Path) -> None:
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
+        parts = [
+            f"{what} {_first(names)}" for what, names in (("missing", missing), ("unexpected", unexpected)) if names
+        ]
         raise ConfigError(
-            f"model.pretrained: {path.name} does not fit {type(model).__name__}: "
-            + "; ".join(
-                part
-                for part in (
-                    f"missing {missing[:3]}{' …' if len(missing) > 3 else ''}" if missing else "",
-                    f"unexpected {unexpected[:3]}{' …' if len(unexpected) > 3 else ''}" if unexpected else "",
-                )
-                if part
-            )
-            + " (is it the weights of another model?)"
+            f"model.pretrained: {path.name} does not fit {type(model).__name__}: {'; '.join(parts)} "
+            "(is it the weights of another model?)"
         )
     for key, tensor in own.items():
         if state[key].shape != tensor.shape:
@@ -232,3 +227,8 @@ def pretrained_sha256(cfg: Any) -> str | None:
     """The sha256 of the run's pretrained weights (part of its trunk id), or None."""
     found = pretrained_weights(cfg)
     return found[1] if found is not None else None
+
+
+def _first(names: list[str], shown: int = 3) -> str:
+    """The first few of a list of tensor names, '…' when there are more."""
+    return f"{names[:shown]}{' …' if len(names) > shown else ''}"
