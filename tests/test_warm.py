@@ -259,3 +259,27 @@ def test_sweep_local_warm_runs_the_grid_in_workers(tmp_path, monkeypatch):
     results = sorted(tmp_path.glob("outputs/multiruns/*/*/*/results.json"))
     assert len(results) == 4
     assert all(json.loads(r.read_text())["status"] == "finished" for r in results)
+
+
+def test_skip_finished_leaves_out_only_the_cells_an_earlier_multirun_finished(tmp_path, monkeypatch, capsys):
+    from koopsweep.cli import main
+    from koopsweep.sweeps.launch import local_launch
+
+    monkeypatch.chdir(tmp_path)
+    path = _sweep(tmp_path, {"pruner": {"values": ["kmp", "gmp"]}, "pruner.fraction": {"values": [0.5, 0.9]}})
+    first = local_launch(path, threads=1, wandb_mode="disabled", warm=True)
+    order = first.plan.launch_order()
+    runner = CellRunner()
+    for number, point in enumerate(order[:2]):  # an earlier multirun stopped after two cells
+        assert runner.run(point.argv, first.sweep_dir / str(number)).status == "finished"
+    (first.sweep_dir / "2").mkdir()
+    (first.sweep_dir / "2" / "results.json").write_text('{"status": "fini')  # cut short: not finished
+
+    again = local_launch(path, threads=1, wandb_mode="disabled", warm=True, skip_finished=True)
+    assert set(again.finished) == {tuple(p.argv) for p in order[:2]} and again.runs == 2
+    queue = json.loads(warm_local.write_queue(warm_local.warm(again, 1)).read_text())["cells"]
+    assert queue == [p.argv for p in order[2:]]
+
+    main(["sweep", "local", str(path), "--skip-finished", "--threads", "1", "--wandb", "disabled", "--dry-run"])
+    out = capsys.readouterr().out
+    assert "2 of 4 cells already finished: skipped" in out and "koopsweep.sweeps.warm_local" in out

@@ -18,6 +18,7 @@ EPILOG = """examples:
   koopsweep sweep local sweeps/smoke.yaml --jobs 2 --threads 1
   koopsweep sweep local sweeps/smoke.yaml --warm                   # cells in one long-lived process, not one each
   koopsweep sweep local sweeps/timing_kmp.yaml --only seed=0,1      # a slice: two of the file's three seeds
+  koopsweep sweep local sweeps/timing_kmp.yaml --skip-finished      # again after a stop: only what is not done
   koopsweep sweep local sweeps/converged_mnistnet.yaml device=cuda --dry-run
   koopsweep sweep slurm sweeps/converged_resnet20.yaml --partition gpu --time 600 --gpus 1 --cpus 8 --dry-run
   koopsweep sweep create sweeps/timing_kmp.yaml --project koopsweep
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the cells in --jobs long-lived processes (torch, configs, data and trunk states stay loaded) "
         "instead of one process per cell; same results and run folders",
+    )
+    local.add_argument(
+        "--skip-finished",
+        action="store_true",
+        help="leave out the cells that finished in an earlier `sweep local` of this experiment (same W&B run id); "
+        "the rest run as with --warm",
     )
 
     slurm = verb("slurm", "submit the grid as a SLURM array through conf/hydra/launcher/slurm.yaml")
@@ -164,13 +171,27 @@ def main(argv: Sequence[str]) -> None:
         from koopsweep.sweeps.launch import local_launch
 
         launch = local_launch(
-            args.file, args.overrides, args.jobs, args.threads, args.wandb, args.latest_first, args.only, args.warm
+            args.file,
+            args.overrides,
+            args.jobs,
+            args.threads,
+            args.wandb,
+            args.latest_first,
+            args.only,
+            args.warm,
+            args.skip_finished,
         )
-        if args.warm:
+        warm = args.warm or args.skip_finished  # a queue of the cells left; a Hydra multirun is the whole product
+        if args.skip_finished:
+            print(f"{len(launch.finished)} of {len(launch.plan.points)} cells already finished: skipped")
+            if not launch.runs:
+                print("nothing left to run")
+                return
+        if warm:
             from koopsweep.sweeps import warm_local
 
             launch = warm_local.warm(launch, args.jobs)
-        _launch(launch, args.dry_run, warm=args.warm)
+        _launch(launch, args.dry_run, warm=warm)
     elif args.verb == "slurm":
         from koopsweep.sweeps.launch import check_slurm_available, slurm_launch
 

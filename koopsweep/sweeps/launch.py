@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from koopsweep.config import conf_dir, setup, unique_suffix
 from koopsweep.errors import ConfigError, KoopsweepError
 from koopsweep.sweeps import launcher_plugins
+from koopsweep.sweeps.finished import finished_points
 from koopsweep.sweeps.plan import SweepPlan, plan_sweep
 
 LOCAL_MODES = ("offline", "disabled")
@@ -50,6 +51,7 @@ class Launch:
     env: dict[str, str]
     sweep_dir: Path
     runs: int = 0
+    finished: dict[tuple[str, ...], Path] = field(default_factory=dict)  # argv -> results.json: cells not to run
 
     def shell(self) -> str:
         """The exact command as one shell line, variables first."""
@@ -115,10 +117,13 @@ def local_launch(
     latest_first: bool = False,
     only: Sequence[str] = (),
     warm: bool = False,
+    skip_finished: bool = False,
 ) -> Launch:
     """Plan a local multirun; refuses jobs x threads above the cores (joblib itself would oversubscribe them).
 
     ``warm``: the cells will run in ``jobs`` long-lived processes (koopsweep.sweeps.warm_local.warm), not joblib's.
+    ``skip_finished``: the cells that finished in an earlier multirun (koopsweep.sweeps.finished) are listed in
+    ``Launch.finished``; only a cell queue (warm_local) can leave them out.
     """
     if wandb_mode not in LOCAL_MODES:
         raise ConfigError(
@@ -144,7 +149,8 @@ def local_launch(
     if jobs > 1 and not warm:
         hydra += ["hydra/launcher=local", f"hydra.launcher.n_jobs={jobs}"]
     env = {"WANDB_MODE": wandb_mode, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    return Launch(plan, _command(plan, hydra), env, sweep_dir, len(plan.points))
+    finished = finished_points(plan.points) if skip_finished else {}
+    return Launch(plan, _command(plan, hydra), env, sweep_dir, len(plan.points) - len(finished), finished)
 
 
 def slurm_launch(
@@ -168,14 +174,14 @@ def slurm_launch(
     if gpus is not None and gpus < 0:
         raise ConfigError(f"--gpus {gpus}: give 0 or more")
     hydra = ["hydra/launcher=slurm"]
-    for field, value in (
+    for setting, value in (
         ("partition", partition),
         ("timeout_min", time_min),
         ("gpus_per_node", gpus),
         ("cpus_per_task", cpus),
     ):
         if value is not None:
-            hydra.append(f"hydra.launcher.{field}={hydra_quote(str(value))}")
+            hydra.append(f"hydra.launcher.{setting}={hydra_quote(str(value))}")
     _check_own_keys(extra)
     preset = launcher_config([*hydra, *(e for e in extra if e.startswith("hydra.launcher."))])
     threads = int(cpus if cpus is not None else preset.cpus_per_task or 1)

@@ -33,14 +33,15 @@ MODULE = "koopsweep.sweeps.warm_local"
 def warm(launch: Launch, jobs: int) -> Launch:
     """The same launch run warm: ``jobs`` workers over ``<sweep dir>/cells.json`` (written by `run`)."""
     argv = [sys.executable, "-m", MODULE, str(launch.sweep_dir / QUEUE), "--jobs", str(jobs)]
-    return Launch(launch.plan, argv, launch.env, launch.sweep_dir, launch.runs)
+    return Launch(launch.plan, argv, launch.env, launch.sweep_dir, launch.runs, launch.finished)
 
 
 def write_queue(launch: Launch) -> Path:
-    """``<sweep dir>/cells.json``: every cell's overrides, in the order Hydra's multirun would launch them."""
+    """``<sweep dir>/cells.json``: every cell's overrides, in the order Hydra's multirun would launch them, less the
+    cells the launch found finished already."""
     path = launch.sweep_dir / QUEUE
     path.parent.mkdir(parents=True, exist_ok=True)
-    cells = [point.argv for point in launch.plan.launch_order()]
+    cells = [point.argv for point in launch.plan.launch_order() if tuple(point.argv) not in launch.finished]
     path.write_text(json.dumps({"cells": cells}, indent=1))
     return path
 
