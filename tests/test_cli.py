@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TINY = [
     "dataset=synthetic",
     "dataset.source.train=256",
@@ -36,6 +38,7 @@ def test_bad_override_in_a_subprocess_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "store").exists()
 
 
+@pytest.mark.slow  # a whole process with W&B offline (seconds of start-up)
 def test_two_job_multirun_makes_two_separate_offline_wandb_runs(tmp_path):
     proc = _run(["-m", "pruner.fraction=0.5,0.9", "logger.mode=offline", *TINY], tmp_path, mode="offline")
     assert proc.returncode == 0, proc.stderr[-3000:]

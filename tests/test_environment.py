@@ -72,6 +72,7 @@ def test_a_report_is_written_as_utf8_under_an_ascii_locale(tmp_path: Path) -> No
     assert "±" in (folder / "summary.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # a whole process with W&B offline (seconds of start-up)
 def test_the_quick_start_runs_with_a_home_folder_that_cannot_be_written(tmp_path: Path) -> None:
     """W&B stages tables and artifacts under HOME; a read-only home (containers) must not fail the run."""
     (tmp_path / "a-file").write_text("HOME lies below a file: nothing can be created there, not even by root")
