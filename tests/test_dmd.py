@@ -418,3 +418,21 @@ def test_a_drifting_trajectory_splits_lambda_1_and_the_cluster_recovers_its_slow
     assert len(fit.cluster_indices(1e-2)) == 2
     assert torch.linalg.norm(cluster - slow) / torch.linalg.norm(slow) < 1e-6
     assert torch.linalg.norm(nearest - slow) / torch.linalg.norm(slow) > 0.1
+    assert fit.diagnostics["share_near_one"] < 0.9  # the split is seen from the fit alone
+
+
+def test_a_split_drift_is_warned_about_unless_the_cluster_is_used(caplog) -> None:
+    from koopsweep.koopman.vectors import warn_if_split
+
+    generator = torch.Generator().manual_seed(3)
+    a, b, c = (torch.randn(400, generator=generator, dtype=torch.float64) for _ in range(3))
+    steps = torch.arange(30, dtype=torch.float64)[:, None]
+    drifting = fit_dmd(a + 1e-3 * b * steps + c * 0.6**steps)
+    settling = fit_dmd(a + c * 0.6**steps)  # one mode at 1, nothing else near it
+    assert settling.diagnostics["share_near_one"] == pytest.approx(1.0)
+    with caplog.at_level("WARNING", logger="koopsweep.koopman.vectors"):
+        assert warn_if_split(drifting, cluster_radius=0.0)
+        assert not warn_if_split(drifting, cluster_radius=1e-3)
+        assert not warn_if_split(settling, cluster_radius=0.0)
+    (record,) = [r for r in caplog.records if r.name == "koopsweep.koopman.vectors"]
+    assert "koopman.cluster_radius=0.001 takes them all" in record.getMessage()

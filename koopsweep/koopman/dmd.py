@@ -36,10 +36,12 @@ DIAGNOSTICS = (
     "residual",
     "fixed_point_distance",
     "amplitude_share",
+    "share_near_one",
     "reconstruction_error",
     "spectral_radius",
     "unstable_modes",
 )  # bounded health figures of a fit (see diagnose); docs/koopman.md says what is healthy
+NEAR_ONE = 1e-3  # |λ − 1| within which modes count as the same slow part (share_near_one)
 TINY_EIGENVALUE = 1e-12  # |λ| below this (relative to max |λ|): use the projected mode Uw (Tu et al.)
 
 
@@ -148,6 +150,9 @@ def diagnose(
     - ``fixed_point_distance``: ‖θ* − θ(t)‖ / ‖θ(t)‖, how far the weights at the pruning time are from the
       Koopman fixed point; KMP equals GMP once this is below the gaps between weights at the threshold.
     - ``amplitude_share``: |b*|‖ϕ*‖ / Σ_j |b_j|‖ϕ_j‖ in [0, 1], the chosen mode's share of the decomposition.
+    - ``share_near_one``: the same share among the modes with |λ − 1| <= NEAR_ONE only; 1 when the chosen mode is
+      alone there. Well below 1 means a slow drift that exact DMD split into 1 ± δ: θ* from the nearest mode alone
+      (the paper's KMP) is then an arbitrary part of the slow weights (koopman.cluster_radius takes them all).
     - ``reconstruction_error``: ‖Θ̂ − Θ‖_F / ‖Θ‖_F over the window with amplitudes fitted to the whole window
       (Jovanović et al. 2014) instead of to its first snapshot, so unstable modes (|λ| > 1) get the tiny
       amplitudes their growth calls for; in [0, 1] (amplitudes 0 give 1).
@@ -161,10 +166,13 @@ def diagnose(
     distance = float(torch.linalg.norm(fixed_point - theta) / torch.linalg.norm(theta).clamp_min(EPS))
     weights = b.abs() * torch.linalg.norm(block0, dim=0)
     share = float(weights[chosen] / weights.sum().clamp_min(EPS))
+    near = (lam - 1).abs() <= NEAR_ONE
+    near[chosen] = True
     figures = {
         "residual": residual,
         "fixed_point_distance": distance,
         "amplitude_share": share,
+        "share_near_one": float(weights[chosen] / weights[near].sum().clamp_min(EPS)),
         "reconstruction_error": _window_error(lam, block0, coords[delays:]),
         "spectral_radius": float(lam.abs().max()),
         "unstable_modes": float((lam.abs() > 1 + 1e-6).sum()),
