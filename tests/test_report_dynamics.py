@@ -136,3 +136,29 @@ def test_block_summary_separates_between_from_within() -> None:
     # 2 of the 3 ways to split four spectra into two pairs mix the widths: only the true split is as far apart
     assert separation(found, "width", "5", "40") == pytest.approx(1 / 3, abs=0.03)
     assert np.isnan(separation(found, "width", "5", "5"))
+
+
+def test_runs_never_refined_have_no_after_refinement_and_predict_the_gap_right_after(tmp_path: Path) -> None:
+    """schedule.finetune=0it runs end where they pruned: their "final" metrics are the pruned network's again."""
+    from koopsweep.report.dynamics import predictor_sets
+    from koopsweep.report.dynamics_figures import shown_targets
+
+    with (tmp_path / "runs.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        for method in ("kmp", "gmp"):
+            for epoch in SHIFT:
+                for seed in (0, 1):
+                    values = row(method, 2.0, epoch, seed)
+                    writer.writerow(values | {"end_iteration": values["prune_at"]})
+    lines = [json.dumps(spectrum(epoch, seed)) for seed in (0, 1) for epoch in SHIFT]
+    (tmp_path / "spectra.jsonl").write_text("\n".join(lines) + "\n")
+    collection = read_table(tmp_path)
+    assert all(r["final_acc"] is None and r["pruned_acc"] is not None for r in collection.rows)
+    (pset,) = predictor_sets(collection.rows, collection.spectra, ["experiment", "model", "dataset"])
+    assert shown_targets(pset) == ("overlap", "pruned_gap")
+    one = next(f for f in pset.fits if f["seed"] == 0 and f["prune_step"] == "1ep")
+    assert one["final_gap"] is None and one["pruned_gap"] == pytest.approx(0.4)
+    data = Data(collection.rows, collection.spectra, ["experiment", "model", "dataset"], list(DEFAULT_LABELS))
+    with matplotlib.rc_context(RC):
+        assert not isinstance(koopman_predictors(data), str)

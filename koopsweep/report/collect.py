@@ -129,6 +129,15 @@ def find_results(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
+def drop_unrefined_final(row: Row) -> Row:
+    """A run that ended where it pruned (``schedule.finetune=0it``) was never refined: its "final" metrics are the
+    pruned network's again, so they are blanked rather than drawn as "after refinement"."""
+    end, prune_at = number(row.get("end_iteration")), number(row.get("prune_at"))
+    if end is not None and prune_at is not None and end == prune_at:
+        row["final_acc"] = row["final_loss"] = None
+    return row
+
+
 def flatten(data: dict[str, Any], path: Path, extra: Sequence[str] = ()) -> Row:
     """One results.json as a flat row; ``extra`` names config keys (``optimizer.lr``) to copy as columns."""
     cfg = data.get("config") if isinstance(data.get("config"), dict) else {}
@@ -156,7 +165,7 @@ def flatten(data: dict[str, Any], path: Path, extra: Sequence[str] = ()) -> Row:
     for column, key in METRIC_COLUMNS:
         row[column] = _kept(metrics.get(key, metrics.get(LEGACY_KEYS.get(key, ""))))
     row.update({key: dotted(cfg, key) for key in extra})
-    return {column: row.get(column) for column in (*COLUMNS, *extra)}
+    return drop_unrefined_final({column: row.get(column) for column in (*COLUMNS, *extra)})
 
 
 def read_run(path: Path, extra: Sequence[str] = ()) -> tuple[Row, Row | None]:
@@ -304,6 +313,7 @@ def read_table(folder: Path, extra: Sequence[str] = ()) -> Collection:
     for row in rows:
         for column in (*COLUMNS, *extra):
             row.setdefault(column, None)
+        drop_unrefined_final(row)
     _portable(rows)
     spectra: list[Row] = []
     path = folder / SPECTRA_JSONL

@@ -17,6 +17,7 @@ from koopsweep.report.dynamics import (
     PREDICTORS,
     TARGETS,
     DistanceMatrix,
+    PredictorSet,
     converged_distances,
     distance_matrices,
     predictor_sets,
@@ -29,6 +30,13 @@ from koopsweep.report.style import time_axis
 
 ANNOTATE_UP_TO = 12  # matrices this small print their values in the cells
 SHOWN_TARGETS = ("overlap", "final_gap")  # the predictor figure's rows (the table has all three)
+UNREFINED_TARGETS = ("overlap", "pruned_gap")  # the same where the runs were not refined (schedule.finetune=0it)
+
+
+def shown_targets(pset: PredictorSet) -> tuple[str, str]:
+    """The predictor figure's rows for one pair: the refined gap, or the gap right after pruning without one."""
+    refined = any(fit.get("final_gap") is not None for fit in pset.fits)
+    return SHOWN_TARGETS if refined else UNREFINED_TARGETS
 
 
 def _time_axis(ax: Axes, rows: list[dict]) -> None:
@@ -137,7 +145,8 @@ def _scatter(ax: Axes, fits: list[dict], x: str, y: str, log_x: bool) -> bool:
 
 
 def koopman_predictors(data: Data) -> Built:
-    """Scalars of each fit against the overlap and the refined accuracy gap, with Spearman's ρ in each title."""
+    """Scalars of each fit against the overlap and the refined accuracy gap (the gap right after pruning for runs
+    never refined), with Spearman's ρ in each title."""
     sets = predictor_sets(data.rows, data.spectra, data.keys)
     if not sets:
         return "needs a timing sweep with a Koopman method and its baseline (KMP and GMP, or KGP and GGP)"
@@ -161,7 +170,7 @@ def koopman_predictors(data: Data) -> Built:
     target_label = dict(TARGETS)
     for axes, pset in zip(block_axes, sets):
         correlations = pset.correlations
-        for row, target in enumerate(SHOWN_TARGETS):
+        for row, target in enumerate(shown_targets(pset)):
             for col, (predictor, label, log_x) in enumerate(PREDICTORS):
                 ax = axes[row][col]
                 as_log = _scatter(ax, pset.fits, predictor, target, log_x)
