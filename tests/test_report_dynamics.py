@@ -162,3 +162,11 @@ def test_runs_never_refined_have_no_after_refinement_and_predict_the_gap_right_a
     data = Data(collection.rows, collection.spectra, ["experiment", "model", "dataset"], list(DEFAULT_LABELS))
     with matplotlib.rc_context(RC):
         assert not isinstance(koopman_predictors(data), str)
+
+
+def test_a_figure_of_runs_never_refined_has_no_after_refinement_row() -> None:
+    from koopsweep.report.figures import STAGES, stages
+
+    unrefined = [{"pruned_acc": 0.5, "final_acc": None}, {"pruned_acc": 0.4, "final_acc": None}]
+    assert stages(unrefined) == STAGES[:1]
+    assert stages([*unrefined, {"pruned_acc": 0.5, "final_acc": 0.9}]) == STAGES

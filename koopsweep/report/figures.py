@@ -55,6 +55,13 @@ def _has_accuracy(row: Row) -> bool:
     return number(row["pruned_acc"]) is not None or number(row["final_acc"]) is not None
 
 
+def stages(rows: Sequence[Row]) -> tuple[tuple[str, str], ...]:
+    """The accuracy stages drawn: "after refinement" only where some run was refined (schedule.finetune=0it runs
+    have none, koopsweep.report.collect.drop_unrefined_final), so a figure of unrefined runs has no empty row."""
+    shown = tuple(s for s in STAGES if any(number(r.get(s[0])) is not None for r in rows))
+    return shown or STAGES[:1]
+
+
 def _pruned(rows: Sequence[Row]) -> list[Row]:
     return [r for r in rows if r["method"] != "none" and level(r) and number(r["prune_epoch"])]
 
@@ -100,12 +107,13 @@ def accuracy_vs_compression(data: Data) -> Built:
         )
     cells = group([r for rows in shown.values() for r in rows], [*keys, "prune_epoch"])
     titles = [f"{group_title(keys, key[:-1])}, {time_label(cell)}" for key, cell in cells.items()]
-    fig, axes = panel_grid(len(cells), 2, "Test accuracy vs compression (mean ± std over seeds)", titles)
+    drawn = stages([r for rows in shown.values() for r in rows])
+    fig, axes = panel_grid(len(cells), len(drawn), "Test accuracy vs compression (mean ± std over seeds)", titles)
     for ax_row, cell in zip(axes, cells.values()):
         dense = mean_std(values(one_per(cell, "trunk_id"), "dense_acc"))
         by_target = all(number(r["compression_target"]) for r in cell)
         x = "level" if by_target else "compression"
-        for ax, (column, stage) in zip(ax_row, STAGES):
+        for ax, (column, stage) in zip(ax_row, drawn):
             for (method,), runs in group(cell, ["method"]).items():
                 line = curve(runs, "level", x, column, scale=100)
                 if line is not None:
@@ -161,16 +169,17 @@ def accuracy_vs_time(data: Data) -> Built:
     groups = _timed_panels(group(usable, data.keys))
     if not groups:
         return _single_time(usable)
+    drawn = stages(usable)
     blocks = []
     for key, rows in groups.items():
         levels = group(rows, ["level"])
-        blocks.append((group_title(data.keys, key), len(STAGES), len(levels)))
+        blocks.append((group_title(data.keys, key), len(drawn), len(levels)))
     fig, block_axes = figure_of_blocks("Test accuracy vs pruning time (mean ± std over seeds)", blocks)
     for axes, rows in zip(block_axes, groups.values()):
         for col, cell in enumerate(group(rows, ["level"]).values()):
             trunks = [r for runs in group(cell, ["prune_epoch"]).values() for r in one_per(runs, "trunk_id")]
             dense = curve(trunks, "prune_epoch", "prune_epoch", "dense_acc", scale=100)
-            for row_index, (column, stage) in enumerate(STAGES):
+            for row_index, (column, stage) in enumerate(drawn):
                 ax = axes[row_index][col]
                 for (method,), runs in group(cell, ["method"]).items():
                     line = curve(runs, "prune_epoch", "prune_epoch", column, scale=100)
@@ -210,10 +219,12 @@ def accuracy_gap_vs_time(data: Data) -> Built:
     if not panels:
         return "needs KMP and GMP (or KGP and GGP) runs at the same 2+ pruning times and amounts"
     titles = [f"{group_title(data.keys, key)}: {m.upper()} − {ref.upper()}" for key, m, ref, _, _ in panels]
-    fig, axes = panel_grid(len(panels), 2, "Accuracy difference vs pruning time (mean ± std over seeds)", titles)
+    drawn = stages(usable)
+    title = "Accuracy difference vs pruning time (mean ± std over seeds)"
+    fig, axes = panel_grid(len(panels), len(drawn), title, titles)
     colour = _level_colours([r for *_, mine, theirs in panels for r in (*mine, *theirs)])
     for ax_row, (_, method, reference, mine, theirs) in zip(axes, panels):
-        for ax, (column, stage) in zip(ax_row, STAGES):
+        for ax, (column, stage) in zip(ax_row, drawn):
             for (amount,), runs in group(mine, ["level"]).items():
                 line = _gap_curve(runs, [r for r in theirs if r["level"] == amount], column)
                 if line is not None:
