@@ -283,3 +283,13 @@ def test_skip_finished_leaves_out_only_the_cells_an_earlier_multirun_finished(tm
     main(["sweep", "local", str(path), "--skip-finished", "--threads", "1", "--wandb", "disabled", "--dry-run"])
     out = capsys.readouterr().out
     assert "2 of 4 cells already finished: skipped" in out and "koopsweep.sweeps.warm_local" in out
+
+
+def test_a_finished_run_of_an_older_version_is_the_same_cell_unless_a_shared_setting_differs() -> None:
+    from koopsweep.sweeps.finished import same_cell, settings
+
+    now = settings({"seed": 0, "koopman": {"window": "1ep", "max_rank": 0}, "threads": 2, "paths": {"root": "/a"}})
+    older = settings({"seed": 0, "koopman": {"window": "1ep"}, "threads": 1, "paths": {"root": "/b"}})
+    assert "threads" not in now and "paths.root" not in now
+    assert same_cell(now, older)  # max_rank came later, with its default; threads and paths never count
+    assert not same_cell(now, settings({"seed": 0, "koopman": {"window": "2ep"}}))

@@ -80,8 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument(
         "--skip-finished",
         action="store_true",
-        help="leave out the cells that finished in an earlier `sweep local` of this experiment (same W&B run id); "
-        "the rest run as with --warm",
+        help="leave out the cells that finished in an earlier `sweep local` of this experiment (same branch and "
+        "settings); the rest run as with --warm",
     )
 
     slurm = verb("slurm", "submit the grid as a SLURM array through conf/hydra/launcher/slurm.yaml")

@@ -1,24 +1,29 @@
 """The cells of a grid that already finished: what `koopsweep sweep local --skip-finished` leaves out.
 
 An interrupted grid resumes its stopped cell from the store, but running the sweep again would also redo every cell
-that had finished. A cell is the same cell when its W&B run id is the same (koopsweep.store.ids.wandb_run_id: the
-branch id and every setting except paths, threads, progress bars and the W&B mode), so the finished ones are read
-from the results.json files (JSON, nothing unpickled) of earlier multiruns of the same experiment,
+that had finished. A finished run is the same cell when it has the cell's branch id (the numbers: trunk, pruner,
+amount, time, fine-tuning, fit) and every setting both configs have is equal, except where and how it ran (paths,
+threads, progress bars, the W&B mode: koopsweep.store.ids.RUN_ID_IGNORED). Settings only one side has are a newer
+koopsweep's additions with their defaults, so a grid started before an upgrade still resumes. The finished runs are
+read from the results.json files (JSON, nothing unpickled) of earlier multiruns of the same experiment,
 ``<paths.log_dir>/multiruns/<experiment_name>/<stamp>/<job>/results.json``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
-from koopsweep.store.ids import branch_id, wandb_run_id
+from koopsweep.store.ids import RUN_ID_IGNORED, branch_id
 from koopsweep.sweeps.points import Point
+from koopsweep.tracking.identity import flatten_config
 
 FINISHED = "finished"
+Finished = tuple[dict[str, Any], Path]  # a finished run's flat settings and its results.json
 
 
 def multirun_folders(points: Sequence[Point]) -> list[Path]:
@@ -27,41 +32,52 @@ def multirun_folders(points: Sequence[Point]) -> list[Path]:
     return sorted(folders)
 
 
-def finished_run_ids(folders: Iterable[Path]) -> dict[str, Path]:
-    """Run id → results.json of every finished run in these multirun folders; unreadable files are not finished."""
-    found: dict[str, Path] = {}
+def settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved config as dotted keys, without those that say where and how a run executed."""
+    flat = flatten_config(config)
+    return {k: v for k, v in flat.items() if not any(k == i or k.startswith(f"{i}.") for i in RUN_ID_IGNORED)}
+
+
+def finished_runs(folders: Iterable[Path]) -> dict[str, list[Finished]]:
+    """Branch id → the finished runs in these multirun folders; unreadable files are not finished."""
+    found: dict[str, list[Finished]] = {}
     for folder in folders:
         for path in sorted(folder.glob("*/*/results.json")):
             try:
                 results = json.loads(path.read_text())
                 if results.get("status") == FINISHED:
-                    found[wandb_run_id(results["config"], results["branch_id"])] = path
+                    found.setdefault(results["branch_id"], []).append((settings(results["config"]), path))
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 continue
     return found
 
 
-def point_run_id(point: Point) -> str:
-    """The W&B run id the point's run will have (the run computes it from the same resolved config).
-
-    ``paths`` is not part of the id, and its output folder is known only inside a Hydra job: blanked here.
-    """
-    cfg = point.cfg
-    unresolved = OmegaConf.to_container(cfg, resolve=False)
+def point_settings(point: Point) -> dict[str, Any]:
+    """The settings the point's run will record (``paths`` blanked: its output folder exists only in a job)."""
+    unresolved = OmegaConf.to_container(point.cfg, resolve=False)
     assert isinstance(unresolved, dict)
     if isinstance(unresolved.get("paths"), dict):
         unresolved["paths"]["output_dir"] = ""
     resolved = OmegaConf.to_container(OmegaConf.create(unresolved), resolve=True, throw_on_missing=False)
     assert isinstance(resolved, dict)
-    return wandb_run_id(resolved, branch_id(cfg))
+    return settings(resolved)
+
+
+def same_cell(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """Equal on every setting both have (JSON-normalised: a tuple and a list are one value)."""
+    common = mine.keys() & theirs.keys()
+    return all(json.dumps(mine[k], default=str) == json.dumps(theirs[k], default=str) for k in common)
 
 
 def finished_points(points: Sequence[Point]) -> dict[tuple[str, ...], Path]:
     """argv → results.json of the points that already finished in an earlier multirun of their experiment."""
-    done = finished_run_ids(multirun_folders(points))
+    done = finished_runs(multirun_folders(points))
     out = {}
     for point in points:
-        path = done.get(point_run_id(point))
-        if path is not None:
-            out[tuple(point.argv)] = path
+        candidates = done.get(branch_id(point.cfg), [])
+        if candidates:
+            mine = point_settings(point)
+            path = next((p for theirs, p in candidates if same_cell(mine, theirs)), None)
+            if path is not None:
+                out[tuple(point.argv)] = path
     return out
