@@ -270,6 +270,13 @@ def test_agreement_time_is_the_first_time_from_which_every_later_one_agrees() ->
     assert found.gap_pruned[(1.0, 4.0)].mean == pytest.approx(-0.05) and found.gap_pruned[(1.0, 4.0)].n == 2
     rows = [r for r in rows if r["prune_epoch"] != 20.0] + [row("gmp", 20, 0, 1, 0.9), row("kmp", 20, 0, 0.5, 0.9)]
     assert measure(rows, "kmp", "gmp").agreement_time() is None  # the last time disagrees: no agreement
+    unrefined = [{**r, "final_acc": None} for r in rows if r["prune_epoch"] != 20.0]  # schedule.finetune=0it runs
+    found = measure(unrefined, "kmp", "gmp")
+    assert not found.refined and found.agreement_time() == (5.0, "5ep")  # judged right after pruning alone
+    from koopsweep.report.agreement import markdown
+
+    text = "\n".join(markdown("g", found))
+    assert "right after pruning (no run was refined)" in text and "after refinement (points)" not in text
 
 
 def test_summary_states_the_agreement_of_each_pair(report: tuple[Path, str, str]) -> None:

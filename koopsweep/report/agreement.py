@@ -46,12 +46,17 @@ class Agreement:
     gap_pruned: dict[tuple[float, float], Cell]
     gap_final: dict[tuple[float, float], Cell]
 
+    @property
+    def refined(self) -> bool:
+        """Whether any pair was refined; runs never refined (schedule.finetune=0it) are judged right after pruning."""
+        return bool(self.gap_final)
+
     def agrees_at(self, epoch: float) -> bool:
         for amount, _ in self.levels:
             o, p, f = (table.get((epoch, amount)) for table in (self.overlap, self.gap_pruned, self.gap_final))
-            if o is None or p is None or f is None:
+            if o is None or p is None or (f is None and self.refined):
                 return False
-            if o.mean < MIN_OVERLAP or abs(p.mean) > MAX_GAP or abs(f.mean) > MAX_GAP:
+            if o.mean < MIN_OVERLAP or abs(p.mean) > MAX_GAP or (f is not None and abs(f.mean) > MAX_GAP):
                 return False
         return True
 
@@ -113,9 +118,9 @@ def markdown(title: str, agreement: Agreement) -> list[str]:
     a = agreement
     name = f"{a.method.upper()} vs {a.reference.upper()}"
     when = a.agreement_time()
+    stages = "right after pruning and after refinement" if a.refined else "right after pruning (no run was refined)"
     criterion = (
-        f"overlap ≥ {100 * MIN_OVERLAP:g} % and |Δ accuracy| ≤ {100 * MAX_GAP:g} points right after pruning "
-        "and after refinement, at every compression"
+        f"overlap ≥ {100 * MIN_OVERLAP:g} % and |Δ accuracy| ≤ {100 * MAX_GAP:g} points {stages}, at every compression"
     )
     verdict = (
         f"agree from **{when[1]}** on ({criterion}, at that and every later pruning time)"
@@ -124,11 +129,12 @@ def markdown(title: str, agreement: Agreement) -> list[str]:
     )
     out = ["", f"## Agreement: {title}, {name}", "", f"{name}: {verdict}."]
     header = ["pruned at", *(label for _, label in a.levels)]
-    for heading, table, scale in (
+    tables = [
         ("Overlap of the removed sets (%)", a.overlap, 100.0),
         (f"{name} accuracy right after pruning (points)", a.gap_pruned, 100.0),
         (f"{name} accuracy after refinement (points)", a.gap_final, 100.0),
-    ):
+    ]
+    for heading, table, scale in tables if a.refined else tables[:2]:
         lines = [
             [
                 label,
