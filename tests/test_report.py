@@ -352,7 +352,7 @@ def test_a_committed_sample_of_the_mnist_results_redraws_from_its_data(tmp_path:
 
 @pytest.mark.slow
 @pytest.mark.reference
-@pytest.mark.parametrize("name", ["mnist", "fig1"])
+@pytest.mark.parametrize("name", ["mnist", "fig1", "cifar10"])
 def test_the_committed_reproductions_redraw_from_their_data(name: str, tmp_path: Path) -> None:
     redraw_committed(RESULTS / name, tmp_path)
 
