@@ -170,3 +170,14 @@ def test_a_figure_of_runs_never_refined_has_no_after_refinement_row() -> None:
     unrefined = [{"pruned_acc": 0.5, "final_acc": None}, {"pruned_acc": 0.4, "final_acc": None}]
     assert stages(unrefined) == STAGES[:1]
     assert stages([*unrefined, {"pruned_acc": 0.5, "final_acc": 0.9}]) == STAGES
+
+
+def test_an_unrefined_group_beside_refined_ones_says_so_in_its_panel() -> None:
+    from matplotlib.figure import Figure
+
+    from koopsweep.report.figures import _not_refined
+
+    ax = Figure().subplots()
+    assert not _not_refined(ax, [{"final_acc": 0.9}], "final_acc", "after refinement")
+    assert _not_refined(ax, [{"final_acc": None}], "final_acc", "after refinement")
+    assert "not refined here" in ax.texts[0].get_text() and ax.get_title() == "after refinement"

@@ -62,6 +62,18 @@ def stages(rows: Sequence[Row]) -> tuple[tuple[str, str], ...]:
     return shown or STAGES[:1]
 
 
+def _not_refined(ax: Axes, rows: Sequence[Row], column: str, title: str) -> bool:
+    """Where no run of a panel has ``column`` (an unrefined group beside refined ones), say so instead of axes."""
+    if any(number(r.get(column)) is not None for r in rows):
+        return False
+    ax.set_title(title)
+    ax.text(0.5, 0.5, "not refined here\n(schedule.finetune=0it)", ha="center", va="center", color="0.4",
+            transform=ax.transAxes)  # fmt: skip
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return True
+
+
 def _pruned(rows: Sequence[Row]) -> list[Row]:
     return [r for r in rows if r["method"] != "none" and level(r) and number(r["prune_epoch"])]
 
@@ -114,6 +126,8 @@ def accuracy_vs_compression(data: Data) -> Built:
         by_target = all(number(r["compression_target"]) for r in cell)
         x = "level" if by_target else "compression"
         for ax, (column, stage) in zip(ax_row, drawn):
+            if _not_refined(ax, cell, column, stage):
+                continue
             for (method,), runs in group(cell, ["method"]).items():
                 line = curve(runs, "level", x, column, scale=100)
                 if line is not None:
@@ -181,6 +195,8 @@ def accuracy_vs_time(data: Data) -> Built:
             dense = curve(trunks, "prune_epoch", "prune_epoch", "dense_acc", scale=100)
             for row_index, (column, stage) in enumerate(drawn):
                 ax = axes[row_index][col]
+                if _not_refined(ax, cell, column, f"{level_label(cell[0])}, {stage}"):
+                    continue
                 for (method,), runs in group(cell, ["method"]).items():
                     line = curve(runs, "prune_epoch", "prune_epoch", column, scale=100)
                     if line is not None:
@@ -225,6 +241,8 @@ def accuracy_gap_vs_time(data: Data) -> Built:
     colour = _level_colours([r for *_, mine, theirs in panels for r in (*mine, *theirs)])
     for ax_row, (_, method, reference, mine, theirs) in zip(axes, panels):
         for ax, (column, stage) in zip(ax_row, drawn):
+            if _not_refined(ax, mine, column, stage):
+                continue
             for (amount,), runs in group(mine, ["level"]).items():
                 line = _gap_curve(runs, [r for r in theirs if r["level"] == amount], column)
                 if line is not None:
