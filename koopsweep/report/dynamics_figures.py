@@ -152,9 +152,10 @@ def koopman_predictors(data: Data) -> Built:
         return "needs a timing sweep with a Koopman method and its baseline (KMP and GMP, or KGP and GGP)"
     rows, cols = len(sets) * len(SHOWN_TARGETS), len(PREDICTORS)
     # a fixed grid, not constrained layout: 12 panels per pair, and the layout solver cost more than the drawing
-    fig = Figure(figsize=(3.1 * cols, 2.9 * rows + 1.2))
+    height = 2.9 * rows + 2.3  # inches: 1.3 above the panels (title, pair name), 1.0 below (axis label, legend)
+    fig = Figure(figsize=(3.1 * cols, height))
     FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.06, right=0.99, top=1 - 0.9 / (2.9 * rows + 1.2), bottom=0.5 / (2.9 * rows + 1.2))
+    fig.subplots_adjust(left=0.06, right=0.99, top=1 - 1.3 / height, bottom=1.0 / height)
     fig.subplots_adjust(hspace=0.75, wspace=0.3)
     fig.suptitle("Does the Koopman fit predict KMP ≡ GMP? (one point per trunk and pruning time; ρ = Spearman)")
     grid = fig.subplots(rows, cols, squeeze=False)
