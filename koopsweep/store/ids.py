@@ -127,6 +127,12 @@ def wandb_run_id(resolved: dict[str, Any], branch: str) -> str:
     settings, tags), so two experiments or groups would share one W&B run and be merged on upload. The same command
     still gives the same id, so a rerun resumes its own run.
     """
+    return _digest({"branch": branch, "run": run_settings(resolved)})
+
+
+def run_settings(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A JSON copy of a resolved config without the keys that say where and how a run executed
+    (RUN_ID_IGNORED): what tells one run from another, for its W&B id and for `sweep local --skip-finished`."""
     identity = json.loads(json.dumps(resolved, default=str))
     for dotted in RUN_ID_IGNORED:
         *parents, leaf = dotted.split(".")
@@ -135,4 +141,4 @@ def wandb_run_id(resolved: dict[str, Any], branch: str) -> str:
             node = node.get(key, {}) if isinstance(node, dict) else {}
         if isinstance(node, dict):
             node.pop(leaf, None)
-    return _digest({"branch": branch, "run": identity})
+    return identity

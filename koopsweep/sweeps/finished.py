@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from koopsweep.store.ids import RUN_ID_IGNORED, branch_id
+from koopsweep.store.ids import branch_id, run_settings
 from koopsweep.sweeps.points import Point
 from koopsweep.tracking.identity import flatten_config
 
@@ -34,8 +34,7 @@ def multirun_folders(points: Sequence[Point]) -> list[Path]:
 
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """A resolved config as dotted keys, without those that say where and how a run executed."""
-    flat = flatten_config(config)
-    return {k: v for k, v in flat.items() if not any(k == i or k.startswith(f"{i}.") for i in RUN_ID_IGNORED)}
+    return flatten_config(run_settings(dict(config)))
 
 
 def finished_runs(folders: Iterable[Path]) -> dict[str, list[Finished]]:
