@@ -202,6 +202,27 @@ def test_workers_share_a_queue_in_order_and_skip_taken_cells(tmp_path, monkeypat
     assert (queue.parent / "2" / warm_local.TAKEN).exists()
 
 
+def test_a_sigterm_while_a_cell_writes_its_results_stops_the_worker_before_the_next_cell(tmp_path, monkeypatch):
+    """The signal lands after the cell's last step check: the cell still finishes, and the loop starts no more."""
+    import koopsweep.train.run as run_module
+
+    monkeypatch.chdir(tmp_path)
+    original = run_module.write_json_atomic
+
+    def write_and_get_stopped(path: Path, payload: dict) -> None:
+        original(path, payload)
+        if path.name == "results.json":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(run_module, "write_json_atomic", write_and_get_stopped)
+    queue = tmp_path / "sweep" / warm_local.QUEUE
+    queue.parent.mkdir()
+    queue.write_text(json.dumps({"cells": [[*TINY, "pruner=gmp", f"pruner.fraction={f}"] for f in (0.3, 0.6)]}))
+    assert warm_local.work(queue, CellRunner()) == 128 + signal.SIGTERM
+    assert json.loads((queue.parent / "0" / "results.json").read_text())["status"] == "finished"
+    assert not (queue.parent / "1").exists()  # never taken: a later `sweep local --skip-finished` runs it
+
+
 def test_sweep_local_warm_dry_run_names_the_workers(tmp_path, monkeypatch, capsys):
     from koopsweep.cli import main
 

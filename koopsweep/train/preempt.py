@@ -2,7 +2,8 @@
 
 Handlers can only be installed by the main thread. A run in another thread (W&B's in-process agent runs each cell
 in a thread of its own) uses the flag of the innermost ``catch_stop_signals`` the main thread holds: the warm
-agent holds one for its whole life, so a SIGTERM reaches the cell that is training.
+agent holds one for its whole life, so a SIGTERM reaches the cell that is training. Blocks nest (a warm loop around
+each cell's run): a signal the inner block caught is handed to the enclosing one when it ends.
 """
 
 from __future__ import annotations
@@ -66,3 +67,11 @@ def catch_stop_signals() -> Iterator[StopFlag]:
         _installed.remove(flag)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _pass_on(flag)
+
+
+def _pass_on(flag: StopFlag) -> None:
+    """A signal an inner block caught is the enclosing block's too: one that arrived after the run's last step
+    check (while it evaluated or wrote its results) must still stop the warm loop around it before its next cell."""
+    if flag.signum is not None and _installed and _installed[-1].signum is None:
+        _installed[-1].signum = flag.signum
