@@ -142,6 +142,7 @@ def test_runs_never_refined_have_no_after_refinement_and_predict_the_gap_right_a
     """schedule.finetune=0it runs end where they pruned: their "final" metrics are the pruned network's again."""
     from koopsweep.report.dynamics import predictor_sets
     from koopsweep.report.dynamics_figures import shown_targets
+    from koopsweep.report.dynamics_tables import _correlations_md
 
     with (tmp_path / "runs.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
@@ -162,6 +163,8 @@ def test_runs_never_refined_have_no_after_refinement_and_predict_the_gap_right_a
     data = Data(collection.rows, collection.spectra, ["experiment", "model", "dataset"], list(DEFAULT_LABELS))
     with matplotlib.rc_context(RC):
         assert not isinstance(koopman_predictors(data), str)
+    table = "\n".join(_correlations_md(pset))  # no all-empty "after refinement" column
+    assert "after refinement" not in table and table.count("| ρ / r / p:") == 2 and "right after pruning" in table
 
 
 def test_a_figure_of_runs_never_refined_has_no_after_refinement_row() -> None:

@@ -167,6 +167,16 @@ class PredictorSet:
     reference: str
     fits: list[Row] = field(default_factory=list)
 
+    @property
+    def refined(self) -> bool:
+        """Whether any pair of runs was refined: without it (schedule.finetune=0it) there is no gap after refinement."""
+        return any(fit.get("final_gap") is not None for fit in self.fits)
+
+    @property
+    def targets(self) -> tuple[tuple[str, str], ...]:
+        """The targets these fits measure: all of TARGETS, less the gap after refinement where nothing was refined."""
+        return TARGETS if self.refined else tuple(t for t in TARGETS if t[0] != "final_gap")
+
     @functools.cached_property
     def correlations(self) -> dict[tuple[str, str], Correlation]:
         """(predictor, target) → correlation over the fits."""

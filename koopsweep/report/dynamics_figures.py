@@ -35,8 +35,7 @@ UNREFINED_TARGETS = ("overlap", "pruned_gap")  # the same where the runs were no
 
 def shown_targets(pset: PredictorSet) -> tuple[str, str]:
     """The predictor figure's rows for one pair: the refined gap, or the gap right after pruning without one."""
-    refined = any(fit.get("final_gap") is not None for fit in pset.fits)
-    return SHOWN_TARGETS if refined else UNREFINED_TARGETS
+    return SHOWN_TARGETS if pset.refined else UNREFINED_TARGETS
 
 
 def _time_axis(ax: Axes, rows: list[dict]) -> None:

@@ -97,17 +97,16 @@ def _converged_md(spectra: Sequence[Row], keys: Sequence[str], key: tuple[Any, .
 
 
 def _correlations_md(pset: PredictorSet) -> list[str]:
-    shown = dict(TARGETS)
-    head = " | ".join(f"ρ / r / p: {_cell(shown[t])}" for t, _ in TARGETS)
+    head = " | ".join(f"ρ / r / p: {_cell(label)}" for _, label in pset.targets)
     lines = [
         f"Predictors of {pset.method.upper()} ≡ {pset.reference.upper()} over {len(pset.fits)} fits:",
         "",
         f"| scalar | {head} |",
-        "|---" * (len(TARGETS) + 1) + "|",
+        "|---" * (len(pset.targets) + 1) + "|",
     ]
     for predictor, label, _ in PREDICTORS:
         cells = []
-        for target, _ in TARGETS:
+        for target, _ in pset.targets:
             c = pset.correlations[(predictor, target)]
             cells.append(f"{_signed(c.spearman)} / {_signed(c.pearson)} / {_fmt(c.p_value, 2)}")
         lines.append(f"| {_cell(label)} | " + " | ".join(cells) + " |")
