@@ -468,3 +468,14 @@ def test_line08_a_10000_point_grid_is_checked_in_seconds_as_a_full_compose_would
     assert [(p.values, p.argv, p.trunk, p.needs_window) for p in fast] == [
         (p.values, p.argv, p.trunk, p.needs_window) for p in exact
     ]
+
+
+def test_a_pinned_conf_folder_without_configs_is_one_line(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("KOOPSWEEP_CONF_DIR", str(tmp_path / "conf"))  # `sweep local` sets it to its copy of conf/
+    with pytest.raises(SystemExit) as exit_info:
+        main(["logger=none"])
+    assert exit_info.value.code == 2
+    assert _error_line(capsys) == (
+        f"koopsweep: error: KOOPSWEEP_CONF_DIR={tmp_path / 'conf'}: no config.yaml there; "
+        "unset it to use koopsweep's conf/"
+    )

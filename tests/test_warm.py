@@ -282,6 +282,39 @@ def test_sweep_local_warm_runs_the_grid_in_workers(tmp_path, monkeypatch):
     assert all(json.loads(r.read_text())["status"] == "finished" for r in results)
 
 
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_editing_conf_while_a_local_grid_runs_reaches_none_of_its_cells(tmp_path, monkeypatch, warm):
+    """`sweep local` pins a private copy of conf/ for its cells: an edit made after the launch changes nothing."""
+    import shutil
+
+    from koopsweep.cli import main
+    from koopsweep.config import CONF_DIR_ENV, conf_dir
+    from koopsweep.sweeps import launch as launching
+
+    monkeypatch.chdir(tmp_path)
+    checkout = tmp_path / "checkout" / "conf"  # stands for the conf/ of an editable install
+    shutil.copytree(conf_dir(), checkout)
+    monkeypatch.setenv(CONF_DIR_ENV, str(checkout))
+    seen: list[Path] = []
+
+    def edit_then_run(launch, real=launching.run):
+        pinned = Path(os.environ[CONF_DIR_ENV])
+        seen.append(pinned)
+        assert pinned != checkout and oct(pinned.parent.stat().st_mode & 0o777) == "0o700"  # only this user reads it
+        dataset = checkout / "dataset" / "synthetic.yaml"
+        dataset.write_text(dataset.read_text().replace("eval_batch_size: 256", "eval_batch_size: 32"))
+        return real(launch)
+
+    monkeypatch.setattr(launching, "run", edit_then_run)
+    monkeypatch.setattr(warm_local, "run_launch", edit_then_run)
+    path = _sweep(tmp_path, {"pruner.fraction": {"values": [0.5]}}, [*TINY, "pruner=gmp"])
+    main(["sweep", "local", str(path), "--threads", "1", "--wandb", "disabled", *(["--warm"] if warm else [])])
+    (config,) = tmp_path.glob("outputs/multiruns/*/*/*/.hydra/config.yaml")
+    assert yaml.safe_load(config.read_text())["dataset"]["eval_batch_size"] == 256  # as launched
+    assert "eval_batch_size: 32" in (checkout / "dataset" / "synthetic.yaml").read_text()  # the edit is there
+    assert os.environ[CONF_DIR_ENV] == str(checkout) and not seen[0].exists()  # restored, the copy removed
+
+
 def test_skip_finished_leaves_out_only_the_cells_an_earlier_multirun_finished(tmp_path, monkeypatch, capsys):
     from koopsweep.cli import main
     from koopsweep.sweeps.launch import local_launch

@@ -7,6 +7,7 @@ so the grid is defined once. Every verb first composes and checks every grid poi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from collections.abc import Sequence
 
@@ -115,7 +116,14 @@ def _validate(args: argparse.Namespace) -> None:
             print(f"{i:>5} {point.trunk}  {' '.join(agent_command(plan.spec, point.values)[1:])}")
 
 
-def _launch(launch, dry_run: bool, show_launcher: bool = False, trunks_first: bool = False, warm: bool = False) -> None:
+def _launch(
+    launch,
+    dry_run: bool,
+    show_launcher: bool = False,
+    trunks_first: bool = False,
+    warm: bool = False,
+    pin_conf: bool = False,
+) -> None:
     from koopsweep.sweeps import launch as launching
     from koopsweep.sweeps import warm_local
 
@@ -134,9 +142,10 @@ def _launch(launch, dry_run: bool, show_launcher: bool = False, trunks_first: bo
         print("  " + OmegaConf.to_yaml(config).strip().replace("\n", "\n  "))
     if dry_run:
         return
-    for phase in phases:
-        results = warm_local.run(phase) if warm else launching.run(phase)
-        print(f"{len(results)} of {phase.runs} runs wrote results.json under {phase.sweep_dir}")
+    with launching.pinned_conf() if pin_conf else contextlib.nullcontext():  # conf/ as it is now, for every cell
+        for phase in phases:
+            results = warm_local.run(phase) if warm else launching.run(phase)
+            print(f"{len(results)} of {phase.runs} runs wrote results.json under {phase.sweep_dir}")
     offline = launching.offline_runs(launch.sweep_dir)
     if offline:
         print(f"{len(offline)} offline W&B runs; upload them with: wandb sync {launch.sweep_dir}/*/wandb/offline-run-*")
@@ -191,7 +200,7 @@ def main(argv: Sequence[str]) -> None:
             from koopsweep.sweeps import warm_local
 
             launch = warm_local.warm(launch, args.jobs)
-        _launch(launch, args.dry_run, warm=warm)
+        _launch(launch, args.dry_run, warm=warm, pin_conf=True)
     elif args.verb == "slurm":
         from koopsweep.sweeps.launch import check_slurm_available, slurm_launch
 

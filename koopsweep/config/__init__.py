@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from koopsweep.config.schema import Config, register_configs
+from koopsweep.errors import ConfigError
 
 
 def plain(value: Any) -> Any:
@@ -17,8 +18,24 @@ def plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
+CONF_DIR_ENV = "KOOPSWEEP_CONF_DIR"
+
+
 def conf_dir() -> Path:
-    """The conf/ folder: inside the installed package (wheel) or beside it (source checkout, editable install)."""
+    """The conf/ folder: ``$KOOPSWEEP_CONF_DIR`` when set (a sweep's own copy: `koopsweep sweep local` runs its cells
+    from one, so editing conf/ while a grid runs changes no later cell), else the one inside the installed package
+    (wheel) or beside it (source checkout, editable install)."""
+    pinned = os.environ.get(CONF_DIR_ENV)
+    if pinned:
+        if not (Path(pinned) / "config.yaml").is_file():
+            raise ConfigError(f"{CONF_DIR_ENV}={pinned}: no config.yaml there; unset it to use koopsweep's conf/")
+        return Path(pinned).resolve()
+    return package_conf_dir()
+
+
+def package_conf_dir() -> Path:
+    """The installed conf/, never a sweep's copy: what decides which ``_target_`` may be instantiated (a copy lies in
+    a shared sweep folder, where anyone could add one)."""
     here = Path(__file__).resolve().parent.parent
     for candidate in (here / "conf", here.parent / "conf"):
         if (candidate / "config.yaml").is_file():
@@ -77,4 +94,4 @@ def setup() -> None:
     register_resolvers()
 
 
-__all__ = ["Config", "conf_dir", "plain", "register_resolvers", "setup"]
+__all__ = ["CONF_DIR_ENV", "Config", "conf_dir", "package_conf_dir", "plain", "register_resolvers", "setup"]

@@ -75,17 +75,17 @@ def _yaml_targets(files: Sequence[Path]) -> set[str]:
 @functools.lru_cache(maxsize=1)
 def own_targets() -> frozenset[str]:
     """Every ``_target_`` koopsweep's packaged configs name (conf/, the machine's local/ left out)."""
-    from koopsweep.config import conf_dir
+    from koopsweep.config import package_conf_dir
 
-    root = conf_dir()
+    root = package_conf_dir()
     return frozenset(_yaml_targets([p for p in root.rglob("*.yaml") if p.relative_to(root).parts[0] != "local"]))
 
 
 def local_dir() -> Path:
-    """The machine's own, git-ignored config folder (conf/local/)."""
-    from koopsweep.config import conf_dir
+    """The machine's own, git-ignored config folder (conf/local/), where it is installed (not a sweep's copy)."""
+    from koopsweep.config import package_conf_dir
 
-    return conf_dir() / "local"
+    return package_conf_dir() / "local"
 
 
 def local_targets() -> frozenset[str]:

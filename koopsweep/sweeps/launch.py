@@ -8,14 +8,16 @@ again through the same path as any `koopsweep -m` a user types.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from koopsweep.config import conf_dir, setup, unique_suffix
+from koopsweep.config import CONF_DIR_ENV, conf_dir, setup, unique_suffix
 from koopsweep.errors import ConfigError, KoopsweepError
 from koopsweep.sweeps import launcher_plugins
 from koopsweep.sweeps.finished import finished_points
@@ -197,6 +199,26 @@ def launcher_config(hydra_overrides: Sequence[str], overrides: Sequence[str] = (
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=[*overrides, *hydra_overrides], return_hydra_config=True)
     return cfg.hydra.launcher
+
+
+@contextlib.contextmanager
+def pinned_conf() -> Iterator[Path]:
+    """For the block, every multirun this process starts composes from a private copy of conf/ (``$KOOPSWEEP_CONF_DIR``
+    set to it): editing conf/ in a checkout while a local grid runs then reaches none of its later cells. The copy
+    lives in a folder only this user can read (not the sweep folder, which others may write: configs name code to
+    run) and is removed afterwards; each cell's composed config stays in its ``.hydra/config.yaml``."""
+    previous = os.environ.get(CONF_DIR_ENV)
+    with tempfile.TemporaryDirectory(prefix="koopsweep-conf-") as private:
+        copy = Path(private) / "conf"
+        shutil.copytree(conf_dir(), copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        os.environ[CONF_DIR_ENV] = str(copy)
+        try:
+            yield copy
+        finally:
+            if previous is None:
+                os.environ.pop(CONF_DIR_ENV, None)
+            else:
+                os.environ[CONF_DIR_ENV] = previous
 
 
 def run(launch: Launch) -> list[Path]:
