@@ -142,7 +142,8 @@ def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
     run.metrics["mask/collapsed_layers"] = len(collapsed)
     if collapsed:
         log.warning(
-            "%s removed every weight of %s (layer collapse): the network is cut and fine-tuning cannot repair it",
+            "%s removed every weight of %s (layer collapse): its output is zero for good (fine-tuning cannot bring it "
+            "back); a plain chain of layers is cut there, a residual block passes on only its skip connection",
             *(pruner.name, ", ".join(collapsed)),
         )
     run.timed("prune", time.perf_counter() - start)
