@@ -52,12 +52,12 @@ def _mnist(args: argparse.Namespace) -> list[str]:
 def _data(args: argparse.Namespace) -> list[str]:
     if args.quick or args.model != "resnet20":
         return _mnist(args)
-        return [
-            "dataset=cifar10",
-            f"paths.data_dir={args.data_dir}",
-            f"paths.cache_dir={args.cache_dir}",
-            "dataset.source.download=false",
-        ]
+    return [
+        "dataset=cifar10",
+        f"paths.data_dir={args.data_dir}",
+        f"paths.cache_dir={args.cache_dir}",
+        "dataset.source.download=false",
+    ]
 
 
 def cell_overrides(args: argparse.Namespace) -> list[str]:
