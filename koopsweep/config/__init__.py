@@ -34,8 +34,8 @@ def conf_dir() -> Path:
 
 
 def package_conf_dir() -> Path:
-    """The installed conf/, never a sweep's copy: what decides which ``_target_`` may be instantiated (a copy lies in
-    a shared sweep folder, where anyone could add one)."""
+    """The installed conf/, never ``$KOOPSWEEP_CONF_DIR``: what decides which ``_target_`` a sweep may set, so that
+    a folder named in the environment cannot widen what is allowed."""
     here = Path(__file__).resolve().parent.parent
     for candidate in (here / "conf", here.parent / "conf"):
         if (candidate / "config.yaml").is_file():
