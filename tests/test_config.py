@@ -151,3 +151,59 @@ def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch) -> N
     assert all(re.search(r"/2030-01-01_00-00-00-[0-9a-f]{6}$", d) for d in runs + sweeps), runs + sweeps
     assert runs[0] != runs[1] and sweeps[0] != sweeps[1]
     assert str(cfgs[0].hydra.run.dir) == runs[0]  # resolved once per config: the job's folder does not move
+
+
+# compose_config caches the defaults-list stage by group choices (koopsweep.config.compose.Composer): identical to
+# Hydra composing each config from scratch, whatever mix of groups, values, additions and deletions a call gives.
+EQUIVALENT_OVERRIDES = [
+    [],
+    ["model=mnistnet", "pruner=kmp", "pruner.compression=16"],
+    ["pruner.compression=16", "pruner=kmp", "model=mnistnet"],  # groups after values: Hydra applies groups first
+    ["experiment=fig1_resnet20", "seed=2", "schedule.finetune=0it"],
+    ["model=lenet_300_100", "+extra_note=hello"],
+    ["optimizer=sgd", "optimizer.lr=0.05", "optimizer.lr=0.02"],  # the last value wins, as in Hydra
+    ["pruner=gmp", "hydra.job.name=ignored"],
+]
+
+
+@pytest.mark.parametrize("overrides", EQUIVALENT_OVERRIDES, ids=lambda o: " ".join(o) or "defaults")
+def test_compose_config_is_hydras_full_compose(overrides: list[str]) -> None:
+    from omegaconf import OmegaConf
+
+    from koopsweep.config.compose import Composer
+
+    cached = [compose_config(overrides, check=False) for _ in range(2)]  # the second from the cache
+    full = Composer(exact=True).compose(overrides, check=False)
+    for cfg in cached:
+        assert OmegaConf.to_yaml(cfg) == OmegaConf.to_yaml(full)
+    cached[0].seed = 1234  # a served config is the caller's own: changing it changes no later compose
+    assert compose_config(overrides, check=False).seed == full.seed
+
+
+@pytest.mark.parametrize("overrides", [["optimizer.lrr=0.1"], ["pruner=kmp", "~koopman.cluster_radius"], ["seed=x"]])
+def test_compose_config_refuses_as_hydras_full_compose(overrides: list[str]) -> None:
+    from koopsweep.config.compose import Composer
+    from koopsweep.errors import ConfigError
+
+    with pytest.raises(ConfigError) as full:
+        Composer(exact=True).compose(overrides)
+    with pytest.raises(ConfigError) as cached:
+        compose_config(overrides)
+    assert str(cached.value) == str(full.value) and "\n" not in str(full.value)
+
+
+def test_compose_config_sees_an_edited_config_file(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import shutil
+
+    from koopsweep.config import CONF_DIR_ENV
+
+    conf = tmp_path / "conf"
+    shutil.copytree(conf_dir(), conf)
+    monkeypatch.setenv(CONF_DIR_ENV, str(conf))
+    assert compose_config(["pruner=gmp"], check=False).pruner.batches == 1
+    path = conf / "pruner" / "gmp.yaml"
+    path.write_text(path.read_text() + "\nbatches: 3\n")
+    stamp = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(stamp, stamp))  # a new mtime even on a file system with coarse timestamps
+    assert compose_config(["pruner=gmp"], check=False).pruner.batches == 3

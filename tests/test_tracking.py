@@ -173,6 +173,22 @@ def test_spectrum_png_highlights_chosen_eigenvalue(sandbox: Path, tmp_path: Path
     assert red[:, int(width * 0.5) :].sum() > 20  # right panel, zoomed on λ = 1
 
 
+def test_cells_pruning_from_one_fit_draw_its_spectrum_once(tmp_path: Path, monkeypatch) -> None:
+    from koopsweep.report import spectrum
+
+    drawn: list[str] = []
+    draw = spectrum._draw_run_spectrum
+    monkeypatch.setattr(
+        spectrum, "_draw_run_spectrum", lambda lam, chosen, caption: drawn.append(caption) or draw(lam, chosen, caption)
+    )
+    lam = np.array([0.5 + 0.5j, 0.5 - 0.5j, 0.9999 + 0.0j, 0.3 + 0.0j])
+    first, _ = spectrum.save_run_spectrum(tmp_path / "kmp-2x", lam, chosen_index=2, step=40)
+    second, _ = spectrum.save_run_spectrum(tmp_path / "kmp-64x", lam.copy(), chosen_index=2, step=40)
+    assert len(drawn) == 1 and first.read_bytes() == second.read_bytes()  # the same fit: drawn once, same figure
+    other, _ = spectrum.save_run_spectrum(tmp_path / "other", lam * 0.99, chosen_index=2, step=40)
+    assert len(drawn) == 2 and other.read_bytes() != first.read_bytes()  # another fit is drawn afresh
+
+
 def test_auto_without_key_goes_offline_and_runs_stay_separate(
     wandb_offline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,21 +2,33 @@
 
 The CLI composes and checks every job of a run or multirun here before anything trains, so a typo in the
 tenth value of a sweep fails at once instead of after nine trainings.
+
+Composing with Hydra costs 0.1-0.3 s a config, which a grid or a notebook loop pays for every cell. Hydra itself
+composes in two steps: the defaults list (config-group choices such as `pruner=kmp`) and then the value overrides
+(`pruner.fraction=0.9`) applied in order to the merged config (`ConfigLoaderImpl._apply_overrides_to_config`). So a
+`Composer` composes once per distinct set of group choices and applies the value overrides to a copy with that same
+Hydra function: the result is identical to a full compose (the tests check it point by point). It forgets what it
+composed when a file under conf/ changes, so an edited config is never served stale.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import functools
+import os
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -28,10 +40,7 @@ from koopsweep.errors import ConfigError, first_line
 
 def expand_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     """The override list of every job a (multi)run will launch, as Hydra's basic sweeper expands it."""
-    try:
-        parsed = overrides_parser().parse_overrides(list(overrides))
-    except OverrideParseException as exc:
-        raise ConfigError(unparsable(overrides, exc)) from None
+    parsed = parse_overrides(overrides)
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not multirun:
         raise ConfigError(
@@ -49,17 +58,109 @@ def overrides_parser() -> OverridesParser:
     return OverridesParser.create()
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(line: str) -> Override:
+    return overrides_parser().parse_override(line)
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """Hydra's parse of each override, parsed once per distinct string (the grammar costs ms an override, and a
+    grid repeats most of them); ConfigError (one line, how to quote) for one that does not parse."""
+    try:
+        return [copy.deepcopy(_parsed(line)) for line in overrides]  # a copy: nothing downstream shares them
+    except OverrideParseException as exc:
+        raise ConfigError(unparsable(overrides, exc)) from None
+
+
+_OURS: list[bool] = []  # one entry per open hydra_context: True where that block initialised Hydra on conf_dir()
+
+
 @contextlib.contextmanager
 def hydra_context() -> Iterator[None]:
     """Hydra initialised on koopsweep's conf/ for the block, unless an app or caller already did (then kept)."""
     owns = not GlobalHydra.instance().is_initialized()
     if owns:
         initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3")
+    _OURS.append(owns or (bool(_OURS) and _OURS[-1]))
     try:
         yield
     finally:
+        _OURS.pop()
         if owns:
             GlobalHydra.instance().clear()
+
+
+def _foreign_hydra() -> bool:
+    """True inside someone else's Hydra (an app's, a test's): its search path, not conf_dir(), decides a compose."""
+    return GlobalHydra.instance().is_initialized() and not (_OURS and _OURS[-1])
+
+
+def compose_full(overrides: Sequence[str], config_name: str = "config") -> DictConfig:
+    """One config composed by Hydra from scratch (no checks); ConfigError with a one-line explanation."""
+    setup()
+    with hydra_context():
+        try:
+            return compose(config_name=config_name, overrides=list(overrides))
+        except COMPOSE_ERRORS as exc:
+            raise ConfigError(explain(exc)) from None
+
+
+def conf_fingerprint(folder: Path) -> tuple:
+    """Every file under ``folder`` with its size and modification time: changes when a config is edited."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            info = os.stat(os.path.join(root, name))
+            found.append((root, name, info.st_size, info.st_mtime_ns))
+    return tuple(found)
+
+
+class Composer:
+    """Composes configs, caching the defaults-list part by group choices (see the module docstring); ``exact=True``
+    composes each in full."""
+
+    def __init__(self, exact: bool = False) -> None:
+        self.exact = exact
+        self._source: tuple = ()
+        self._bases: dict[tuple[str, tuple[str, ...]], DictConfig] = {}
+        self._is_group: dict[str, bool] = {}
+
+    def compose(self, overrides: Sequence[str], config_name: str = "config", check: bool = True) -> DictConfig:
+        """The config of ``overrides`` (checked unless ``check=False``); ConfigError (one line) if refused."""
+        user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+        if self.exact or _foreign_hydra():
+            cfg = compose_full(user, config_name)
+        else:
+            groups, values = self._split(user)
+            key = (config_name, groups)
+            if key not in self._bases:
+                self._bases[key] = compose_full(list(groups), config_name)
+            cfg = copy.deepcopy(self._bases[key])
+            try:
+                ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise ConfigError(explain(exc)) from None
+        if check:
+            check_config(cfg)
+        return cfg
+
+    def _split(self, overrides: list[str]) -> tuple[tuple[str, ...], list[Override]]:
+        """(group choices, value overrides); forgets every cached base first if conf/ changed since."""
+        folder = conf_dir()
+        source = (folder, conf_fingerprint(folder))
+        if source != self._source:
+            self._source, self._bases, self._is_group = source, {}, {}
+        parsed = [o for o in parse_overrides(overrides) if not o.is_hydra_override()]
+        for o in parsed:
+            if o.key_or_group not in self._is_group:
+                self._is_group[o.key_or_group] = (folder / o.key_or_group).is_dir()
+        is_group = [o.package is not None or self._is_group[o.key_or_group] for o in parsed]
+        groups = tuple(o.input_line for o, group in zip(parsed, is_group) if group)
+        return groups, [o for o, group in zip(parsed, is_group) if not group]
+
+
+_SHARED = Composer()
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", check: bool = True) -> DictConfig:
@@ -75,16 +176,7 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "config", c
     Traceback (most recent call last):
     koopsweep.errors.ConfigError: unknown config key 'optimizer.lrr': did you mean 'optimizer.lr'?
     """
-    setup()
-    user_overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    with hydra_context():
-        try:
-            cfg = compose(config_name=config_name, overrides=user_overrides)
-        except COMPOSE_ERRORS as exc:
-            raise ConfigError(explain(exc)) from None
-    if check:
-        check_config(cfg)
-    return cfg
+    return _SHARED.compose(overrides, config_name, check)
 
 
 COMPOSE_ERRORS = (HydraException, OmegaConfBaseException, yaml.YAMLError, UnicodeDecodeError)

@@ -98,21 +98,22 @@ def _digest(spec: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def trunk_id(cfg: DictConfig) -> str:
-    """16 hex digits naming the dense run of ``cfg``."""
-    return _digest(trunk_spec(cfg))
+def trunk_id(cfg: DictConfig, spec: dict[str, Any] | None = None) -> str:
+    """16 hex digits naming the dense run of ``cfg`` (from its ``trunk_spec`` when already at hand)."""
+    return _digest(spec if spec is not None else trunk_spec(cfg))
 
 
-def branch_spec(cfg: DictConfig) -> dict[str, Any]:
-    """What a branch adds to its trunk: the pruner, the pruning time, fine-tuning and (for Koopman) the fit."""
+def branch_spec(cfg: DictConfig, trunk: str | None = None) -> dict[str, Any]:
+    """What a branch adds to its trunk (``trunk_id(cfg)``, given or computed): the pruner, the pruning time,
+    fine-tuning and (for Koopman) the fit."""
     spec = _spec(cfg, BRANCH_FIELDS)
-    spec["trunk"] = trunk_id(cfg)
+    spec["trunk"] = trunk if trunk is not None else trunk_id(cfg)
     return spec
 
 
-def branch_id(cfg: DictConfig) -> str:
+def branch_id(cfg: DictConfig, trunk: str | None = None) -> str:
     """16 hex digits naming one (trunk, pruner, fraction, pruning time, fine-tuning) cell."""
-    return _digest(branch_spec(cfg))
+    return _digest(branch_spec(cfg, trunk))
 
 
 # Where and how a run executes, not which run it is: the same command started from another folder, with more

@@ -2,7 +2,7 @@
 
 A fresh process per cell pays the interpreter, torch (and torch._dynamo, which torch.optim imports on first use),
 Hydra's compose, the data set and the trunk state before it trains a step (docs/benchmarks.md). A `CellRunner`
-keeps them: points are composed from cached group choices (koopsweep.sweeps.points.Composer, identical to a full
+keeps them: points are composed from cached group choices (koopsweep.config.compose.Composer, identical to a full
 compose), data sets stay in koopsweep.data's cache and trunk states in koopsweep.store.state_cache.
 
 Each cell still gets what its own process gave it: the same preflight (a bad point is refused in one line and the
@@ -31,8 +31,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from koopsweep.config import setup, unique_suffix
+from koopsweep.config.compose import Composer
 from koopsweep.errors import KoopsweepError, first_line
-from koopsweep.sweeps.points import Composer
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job logging format
 LOG_FILE = "koopsweep.log"  # Hydra's <hydra.job.name>.log

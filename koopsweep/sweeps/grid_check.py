@@ -29,12 +29,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from koopsweep.config.compose import hydra_context
+from koopsweep.config.compose import Composer, hydra_context
 from koopsweep.errors import ConfigError
 from koopsweep.progress import progress
 from koopsweep.sweeps.agent_command import app_argv
 from koopsweep.sweeps.grid import distinct_values, value_hash, wandb_grid
-from koopsweep.sweeps.points import Composer, Point, TrunkIds, needs_window
+from koopsweep.sweeps.points import Point, TrunkIds, needs_window
 from koopsweep.sweeps.spec import SweepSpec, Value
 
 # What each check reads (koopsweep.config.checks and the modules it calls), as config groups or top-level keys.

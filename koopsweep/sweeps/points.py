@@ -1,31 +1,23 @@
 """Compose and check every grid point of a sweep, and find which parameters change the trunk.
 
-Composing with Hydra costs 0.1-0.3 s a point, which makes a 288-point sweep slow to validate. Hydra itself composes
-in two steps: the defaults list (config-group choices such as `pruner=kmp`) and then the value overrides
-(`pruner.fraction=0.9`) applied in order to the merged config (`ConfigLoaderImpl._apply_overrides_to_config`). So a
-point is composed here once per distinct set of group choices, and its value overrides are applied to a copy with
-that same Hydra function; the result is identical to a full compose (the tests check it point by point), and
-`exact=True` composes every point in full. Either way every point then goes through `check_config`.
+Composing with Hydra costs 0.1-0.3 s a point, which makes a 288-point sweep slow to validate: points are composed
+by koopsweep.config.compose.Composer, once per distinct set of group choices (identical to a full compose, checked
+point by point in the tests), and `exact=True` composes every point in full. Either way every point then goes
+through `check_config`.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.core.override_parser.types import Override
-from hydra.errors import HydraException, OverrideParseException
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from koopsweep.config import conf_dir, plain, setup
-from koopsweep.config.checks import check_config
-from koopsweep.config.compose import compose_config, explain, hydra_context, overrides_parser
+from koopsweep.config import plain, setup
+from koopsweep.config.compose import Composer, compose_config, hydra_context
 from koopsweep.errors import ConfigError
 from koopsweep.store import ids
 from koopsweep.sweeps.agent_command import app_argv
@@ -55,43 +47,6 @@ class Point:
             object.__setattr__(self, "composed", cfg)
         assert self.composed is not None
         return self.composed
-
-
-def _is_group(override: Override) -> bool:
-    """True for a config-group choice (`pruner=kmp`), False for a value (`pruner.fraction=0.9`)."""
-    return override.package is not None or (conf_dir() / override.key_or_group).is_dir()
-
-
-def _split(argv: Sequence[str]) -> tuple[tuple[str, ...], list[Override]]:
-    try:
-        parsed = overrides_parser().parse_overrides(list(argv))
-    except OverrideParseException as exc:
-        raise ConfigError(f"cannot parse overrides {' '.join(argv)}: {str(exc).splitlines()[0]}") from None
-    parsed = [o for o in parsed if not o.is_hydra_override()]
-    groups = tuple(o.input_line for o in parsed if _is_group(o))
-    return groups, [o for o in parsed if not _is_group(o)]
-
-
-class Composer:
-    """Composes points, caching the defaults-list part by group choices (see the module docstring)."""
-
-    def __init__(self, exact: bool = False) -> None:
-        self.exact = exact
-        self._base: dict[tuple[str, ...], DictConfig] = {}
-
-    def compose(self, argv: Sequence[str]) -> DictConfig:
-        if self.exact:
-            return compose_config(argv)
-        groups, values = _split(argv)
-        if groups not in self._base:
-            self._base[groups] = compose_config(list(groups), check=False)
-        cfg = copy.deepcopy(self._base[groups])
-        try:
-            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        except (HydraException, OmegaConfBaseException) as exc:
-            raise ConfigError(explain(exc)) from None
-        check_config(cfg)
-        return cfg
 
 
 class TrunkIds:

@@ -122,7 +122,6 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
             trunk.save_state(target, train_state.capture(run.trainer), layout)
         trunk.drop_temporary_states(before=target)
         if recording is not None:
-            recording.close()
             try:
                 return recording.fit_and_cache()
             except ArtifactError:

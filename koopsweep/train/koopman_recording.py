@@ -249,6 +249,7 @@ class KoopmanRecording:
         Call under the trunk's lock: no other run reads the window while it is deleted.
         """
         start = time.perf_counter()
+        self.close()  # a window recorded just now: its last Gram increments are part of the fit
         snapshots = self._in_memory or SnapshotWindow.open(self.directory, self.layout_hash, verify="lazy")
         self._in_memory = None  # the buffer goes with the fit
         fit = fit_dmd(snapshots, self.rank_tol, self.delays, device=self.device, max_rank=self.max_rank)

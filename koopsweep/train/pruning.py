@@ -122,8 +122,6 @@ def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
     pruner = run.cfg.pruner
     amount = run.amount()
     keep = choose_keep(run.scorer, ctx, amount.remove, pruner.scope)  # the step koopsweep.api takes too
-    if run.scorer.requires_koopman:
-        log_koopman(run, ctx.koopman(), tracker)
     if pruner.compare:  # a GMP (GGP) run is its own reference: its mask is not selected a second time
         reference = keep if _is(run.scorer, MagnitudeScorer, pruner.scope) else None
         if reference is None:
@@ -147,4 +145,6 @@ def prune(run: Run, ctx: PruneContext, tracker: Tracker) -> MaskSet:
             *(pruner.name, ", ".join(collapsed)),
         )
     run.timed("prune", time.perf_counter() - start)
+    if run.scorer.requires_koopman:  # reporting, not pruning: outside time/prune_s
+        log_koopman(run, ctx.koopman(), tracker)
     return masks

@@ -62,11 +62,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     assert isinstance(resolved, dict)
     run = build_run(cfg)
     run.out_dir.mkdir(parents=True, exist_ok=True)
-    store, branch = Store(cfg.paths.store_dir), branch_id(cfg)
+    spec = trunk_spec(cfg)
+    store, branch = Store(cfg.paths.store_dir), branch_id(cfg, trunk_id(cfg, spec))
     # nothing is written to the store before the run's failures are recorded (its spec with the trunk's lock)
-    trunk = (
-        store.trunk(trunk_id(cfg), trunk_spec(cfg), create=False) if cfg.store.reuse else store.private_trunk(branch)
-    )
+    trunk = store.trunk(trunk_id(cfg, spec), spec, create=False) if cfg.store.reuse else store.private_trunk(branch)
     checkpoint = BranchCheckpoint(store.branch_state(branch), run.space.layout_hash)
     identity = run_identity(cfg, resolved, trunk.id, branch)
     status, exit_code, diverged = "finished", 0, None

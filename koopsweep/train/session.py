@@ -77,7 +77,9 @@ class Run:
         key = f"it{self.trainer.iteration}-{settings}"
         test = trunk.cached_eval(key)
         if test is None:
+            start = time.perf_counter()
             test = self.evaluate()
+            self.timed("evaluate", time.perf_counter() - start)
             trunk.save_eval(key, test)
         self.record_eval("dense", test, tracker)
 
