@@ -146,6 +146,36 @@ def test_results_json_holds_what_the_report_needs(make_cfg, tiny):
     assert on_disk["metrics"]["final/test_acc"] > 0.5  # the synthetic task is learnable
 
 
+def test_the_timings_count_work_and_only_work(make_cfg, tiny, monkeypatch):
+    """time/prune_s is the pruning step, not the spectrum figure drawn beside it (overhead, drawn once per fit);
+    time/evaluate_s holds every evaluation outside training, a dense one the trunk did not hold yet included."""
+    import time
+
+    from koopsweep.report import spectrum
+    from koopsweep.train import session
+
+    draw, evaluate, drawn = spectrum._draw_run_spectrum, session.evaluate, []
+
+    def slow_draw(*args):
+        drawn.append(args)
+        time.sleep(0.5)
+        return draw(*args)
+
+    def slow_evaluate(*args):
+        time.sleep(0.2)
+        return evaluate(*args)
+
+    monkeypatch.setattr(spectrum, "_draw_run_spectrum", slow_draw)
+    monkeypatch.setattr(session, "evaluate", slow_evaluate)
+    spectrum._drawn.clear()
+    first = run_experiment(make_cfg(tiny))["metrics"]
+    # the same trunk and fit; other evaluation batches: the dense model at t is evaluated again, outside training
+    again = run_experiment(make_cfg([*tiny, "pruner.fraction=0.6", "dataset.eval_batch_size=128"]))["metrics"]
+    assert again["trunk/reused_iterations"] == 16 and again["time/koopman_fit_s"] == 0.0
+    assert len(drawn) == 1 and first["time/prune_s"] < 0.5  # drawn once, and not counted as pruning
+    assert again["time/evaluate_s"] - first["time/evaluate_s"] > 0.15  # the dense evaluation counted as one
+
+
 def test_pruning_before_the_koopman_recording_fits_is_refused(make_cfg, tiny):
     from koopsweep.errors import ConfigError
 
