@@ -85,8 +85,8 @@ def _draw_run_spectrum(lam: np.ndarray, chosen: complex, caption: str) -> bytes:
     whole.legend(loc="lower left", fontsize=8)
     zoom.set_title("near λ = 1", fontsize=9)
     fig.suptitle(caption, fontsize=9)
-    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.11, top=0.87, wspace=0.38)  # fixed: a layout engine
-    # costs as much as the drawing
+    # fixed margins: a layout engine would cost as much as the drawing itself
+    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.11, top=0.87, wspace=0.38)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
