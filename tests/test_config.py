@@ -154,7 +154,8 @@ def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch) -> N
 
 
 # compose_config caches the defaults-list stage by group choices (koopsweep.config.compose.Composer): identical to
-# Hydra composing each config from scratch, whatever mix of groups, values, additions and deletions a call gives.
+# Hydra composing each config from scratch, whatever mix of groups, values and additions a call gives (a deletion
+# is refused the same way: below).
 EQUIVALENT_OVERRIDES = [
     [],
     ["model=mnistnet", "pruner=kmp", "pruner.compression=16"],

@@ -151,7 +151,7 @@ class Composer:
         source = (folder, conf_fingerprint(folder))
         if source != self._source:
             self._source, self._bases, self._is_group = source, {}, {}
-        parsed = [o for o in parse_overrides(overrides) if not o.is_hydra_override()]
+        parsed = parse_overrides(overrides)  # hydra.* overrides were left out by `compose`
         for o in parsed:
             if o.key_or_group not in self._is_group:
                 self._is_group[o.key_or_group] = (folder / o.key_or_group).is_dir()
