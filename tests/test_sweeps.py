@@ -180,15 +180,16 @@ def test_agent_command_is_what_wandb_builds():
     point = {"pruner": "kmp", "pruner.compression": 64, PRUNE_AT: "1ep200it", "seed": 2}
     expected = ["koopsweep", "experiment=timing_mnistnet", "experiment_name=timing_kmp"]
     expected += ["pruner=kmp", "pruner.compression=64", "schedule.prune_at=1ep200it", "seed=2"]
-    assert agent_command(spec, point) == ["/usr/bin/env", *expected]
-    assert agent_command(spec, point, use_wandb=False) == agent_command(spec, point)
+    assert agent_command(spec, point, use_wandb=True) == ["/usr/bin/env", *expected]
+    assert agent_command(spec, point) == agent_command(spec, point, use_wandb=True)
     assert app_argv(spec, point) == expected[1:]
+    assert app_argv(spec, point, use_wandb=True) == expected[1:]
 
 
 def test_agent_macros_match_wandb_for_every_point(plans):
     for plan in plans.values():
         for point in plan.points:
-            assert agent_command(plan.spec, point.values, use_wandb=False) == agent_command(plan.spec, point.values)
+            assert agent_command(plan.spec, point.values) == agent_command(plan.spec, point.values, use_wandb=True)
 
 
 @pytest.mark.parametrize("name", sorted(FAST))

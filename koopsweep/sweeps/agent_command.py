@@ -1,9 +1,11 @@
-"""The command line a W&B agent runs for one grid point, built with wandb's own macro code when it is importable.
+"""The command line a W&B agent runs for one grid point, built as wandb's own agent builds it.
 
 Why not just f"{key}={value}": the agent's formatting (str() of the value, `/usr/bin/env` for ${env}, ${envvar:X}
 substitution, the order of the arguments) is what the app really receives, and it is what the tests feed to
-`koopsweep.cli.preflight` to prove each point is accepted. The fallback below mirrors wandb 0.31's
-`wandb_agent.Agent._command_run` and `sdk/launch/sweeps/utils.py` line for line, for a wandb without them.
+`koopsweep.cli.preflight` to prove each point is accepted. The code below mirrors wandb 0.31's
+`wandb_agent.Agent._command_run` and `sdk/launch/sweeps/utils.py` line for line; ``use_wandb=True`` calls wandb's own
+macros instead, which is how the tests hold the two equal for every point of every shipped sweep. Ours is the
+default because importing `wandb.sdk.launch` costs every `koopsweep sweep` command and warm worker 1–2 s.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _wandb_macros() -> tuple[Any, Any] | None:
     return create_sweep_command, create_sweep_command_args
 
 
-def expand(command: list[str], program: str | None, point: Mapping[str, Value], use_wandb: bool = True) -> list[str]:
+def expand(command: list[str], program: str | None, point: Mapping[str, Value], use_wandb: bool = False) -> list[str]:
     """Expand the macros of ``command`` for ``point`` (a run config as the sweep server sends it) as the agent does."""
     args = {key: {"value": value} for key, value in point.items()}
     macros = _wandb_macros() if use_wandb else None
@@ -67,12 +69,12 @@ def expand(command: list[str], program: str | None, point: Mapping[str, Value], 
     return argv
 
 
-def agent_command(spec: SweepSpec, point: Mapping[str, Value], use_wandb: bool = True) -> list[str]:
+def agent_command(spec: SweepSpec, point: Mapping[str, Value], use_wandb: bool = False) -> list[str]:
     """The full argv a W&B agent starts for ``point``, e.g. ['/usr/bin/env', 'koopsweep', 'experiment=x', 'seed=0']."""
     return expand(spec.command, spec.program, point, use_wandb)
 
 
-def app_argv(spec: SweepSpec, point: Mapping[str, Value], use_wandb: bool = True) -> list[str]:
+def app_argv(spec: SweepSpec, point: Mapping[str, Value], use_wandb: bool = False) -> list[str]:
     """What koopsweep's main() receives: the agent's command after the program (macros expand entry by entry)."""
     start = program_index(spec.command, spec.program)
     assert start is not None, "parse_spec guarantees a program entry"
