@@ -233,6 +233,20 @@ def test_sweep_local_warm_dry_run_names_the_workers(tmp_path, monkeypatch, capsy
     assert "hydra/launcher" not in out
 
 
+def test_sweep_local_with_one_job_runs_its_cells_in_the_launching_process(tmp_path, monkeypatch, capsys):
+    """No second interpreter for one job: the launcher has torch and every cell's config already."""
+    from koopsweep.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    path = _sweep(tmp_path, {"pruner.fraction": {"values": [0.5, 0.9]}}, [*TINY, "pruner=gmp"])
+    main(["sweep", "local", str(path), "--warm", "--jobs", "1", "--threads", "1", "--wandb", "disabled"])
+    assert f"warm worker {os.getpid()} ran 2 cells" in capsys.readouterr().out
+    fractions = [json.loads(r.read_text())["metrics"]["mask/fraction"] for r in tmp_path.glob("outputs/**/results.json")]
+    assert sorted(fractions) == [0.5, 0.9]
+    assert "WANDB_MODE" not in os.environ  # the command's variables were set for its cells only
+
+
 # --- slow: a subprocess each, or many cells ------------------------------------------------------------------------
 
 
@@ -297,13 +311,13 @@ def test_editing_conf_while_a_local_grid_runs_reaches_none_of_its_cells(tmp_path
     monkeypatch.setenv(CONF_DIR_ENV, str(checkout))
     seen: list[Path] = []
 
-    def edit_then_run(launch, real=launching.run):
+    def edit_then_run(launch, here=None, real=launching.run):
         pinned = Path(os.environ[CONF_DIR_ENV])
         seen.append(pinned)
         assert pinned != checkout and oct(pinned.parent.stat().st_mode & 0o777) == "0o700"  # only this user reads it
         dataset = checkout / "dataset" / "synthetic.yaml"
         dataset.write_text(dataset.read_text().replace("eval_batch_size: 256", "eval_batch_size: 32"))
-        return real(launch)
+        return real(launch, here)
 
     monkeypatch.setattr(launching, "run", edit_then_run)
     monkeypatch.setattr(warm_local, "run_launch", edit_then_run)

@@ -3,7 +3,9 @@
 The multirun runs as a subprocess, `python -m koopsweep -m ...`, rather than in this process: the command printed by
 `--dry-run` is then exactly the one that runs (copy it, edit it, rerun one job); WANDB_MODE and the thread variables
 are set before torch or wandb load in the child and its joblib workers; and the child's preflight composes every job
-again through the same path as any `koopsweep -m` a user types.
+again through the same path as any `koopsweep -m` a user types. (The cell queue of `--warm`/`--skip-finished` with
+one job is the exception: its cells are composed and checked here already, so this process runs them; see
+koopsweep.sweeps.warm_local.run.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,10 +223,14 @@ def pinned_conf() -> Iterator[Path]:
                 os.environ[CONF_DIR_ENV] = previous
 
 
-def run(launch: Launch) -> list[Path]:
-    """Run the multirun, streaming its output; return the results.json files it left."""
-    env = {**os.environ, **launch.env}
-    code = subprocess.call(launch.argv, env=env)
+def run(launch: Launch, here: Callable[[], int] | None = None) -> list[Path]:
+    """Run the multirun, streaming its output; return the results.json files it left. ``here``, when given, runs it
+    in this process instead (the same command's work, with its variables set for the call) and returns its status."""
+    if here is None:
+        code = subprocess.call(launch.argv, env={**os.environ, **launch.env})
+    else:
+        with _variables(launch.env):
+            code = here()
     results = sorted(launch.sweep_dir.glob("*/results.json"))
     if code != 0:
         raise LaunchError(
@@ -233,6 +239,21 @@ def run(launch: Launch) -> list[Path]:
             code,
         )
     return results
+
+
+@contextlib.contextmanager
+def _variables(env: dict[str, str]) -> Iterator[None]:
+    """``env`` set in os.environ for the block, the previous values restored after it."""
+    previous = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def offline_runs(sweep_dir: Path) -> list[Path]:

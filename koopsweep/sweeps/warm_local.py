@@ -2,7 +2,7 @@
 
 The launcher writes the cells, in the multirun's launch order, to ``<sweep dir>/cells.json`` and starts
 ``python -m koopsweep.sweeps.warm_local <sweep dir>/cells.json --jobs N``: N workers, each a
-koopsweep.sweeps.cells.CellRunner. A worker takes the next cell nobody has taken (it creates
+koopsweep.sweeps.cells.CellRunner (with one job, the launching process runs that command's loop itself). A worker takes the next cell nobody has taken (it creates
 ``<sweep dir>/<n>/.taken`` exclusively), so the jobs share the grid in the multirun's order with no coordinator,
 and every cell writes where the multirun writes it, ``<sweep dir>/<n>/``. SIGTERM/Ctrl-C reach every worker
 (koopsweep.sweeps.gpu_agents.run_agents): the cell that is training saves its state and its worker exits with the
@@ -47,9 +47,25 @@ def write_queue(launch: Launch) -> Path:
 
 
 def run(launch: Launch) -> list[Path]:
-    """Write the queue and run the workers; the results.json files they left (LaunchError if one failed)."""
-    write_queue(launch)
-    return run_launch(launch)
+    """Write the queue and run the workers; the results.json files they left (LaunchError if one failed).
+
+    One job runs in this process: it has imported torch and composed every cell already (the plan's preflight), and
+    a worker process would pay both again (3-4 s a command). The cells carry their thread count and W&B mode, and
+    SIGTERM/Ctrl-C stop this process's cell as they stop a worker's. Several jobs run as worker processes."""
+    queue = write_queue(launch)
+    if _jobs(launch.argv) > 1:
+        return run_launch(launch)
+
+    def here() -> int:
+        configure_console_logging()
+        return work(queue)
+
+    return run_launch(launch, here)
+
+
+def _jobs(argv: Sequence[str]) -> int:
+    """The --jobs of a worker command built by `warm`."""
+    return int(argv[argv.index("--jobs") + 1])
 
 
 def take(folder: Path) -> bool:
