@@ -242,8 +242,8 @@ def test_sweep_local_with_one_job_runs_its_cells_in_the_launching_process(tmp_pa
     path = _sweep(tmp_path, {"pruner.fraction": {"values": [0.5, 0.9]}}, [*TINY, "pruner=gmp"])
     main(["sweep", "local", str(path), "--warm", "--jobs", "1", "--threads", "1", "--wandb", "disabled"])
     assert f"warm worker {os.getpid()} ran 2 cells" in capsys.readouterr().out
-    fractions = [json.loads(r.read_text())["metrics"]["mask/fraction"] for r in tmp_path.glob("outputs/**/results.json")]
-    assert sorted(fractions) == [0.5, 0.9]
+    results = tmp_path.glob("outputs/**/results.json")
+    assert sorted(json.loads(r.read_text())["metrics"]["mask/fraction"] for r in results) == [0.5, 0.9]
     assert "WANDB_MODE" not in os.environ  # the command's variables were set for its cells only
 
 

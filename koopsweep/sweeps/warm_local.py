@@ -2,12 +2,12 @@
 
 The launcher writes the cells, in the multirun's launch order, to ``<sweep dir>/cells.json`` and starts
 ``python -m koopsweep.sweeps.warm_local <sweep dir>/cells.json --jobs N``: N workers, each a
-koopsweep.sweeps.cells.CellRunner (with one job, the launching process runs that command's loop itself). A worker takes the next cell nobody has taken (it creates
-``<sweep dir>/<n>/.taken`` exclusively), so the jobs share the grid in the multirun's order with no coordinator,
-and every cell writes where the multirun writes it, ``<sweep dir>/<n>/``. SIGTERM/Ctrl-C reach every worker
-(koopsweep.sweeps.gpu_agents.run_agents): the cell that is training saves its state and its worker exits with the
-signal's status; running the sweep again resumes it from the store. The same loop serves W&B
-(koopsweep.sweeps.warm_agent) and the tests.
+koopsweep.sweeps.cells.CellRunner (with one job, the launching process runs that command's loop itself). A worker
+takes the next cell nobody has taken (it creates ``<sweep dir>/<n>/.taken`` exclusively), so the jobs share the
+grid in the multirun's order with no coordinator, and every cell writes where the multirun writes it,
+``<sweep dir>/<n>/``. SIGTERM/Ctrl-C reach every worker (koopsweep.sweeps.gpu_agents.run_agents): the cell that is
+training saves its state and its worker exits with the signal's status; running the sweep again resumes it from
+the store. The same loop serves W&B (koopsweep.sweeps.warm_agent) and the tests.
 """
 
 from __future__ import annotations
