@@ -247,6 +247,24 @@ def test_sweep_local_with_one_job_runs_its_cells_in_the_launching_process(tmp_pa
     assert "WANDB_MODE" not in os.environ  # the command's variables were set for its cells only
 
 
+def test_the_preflight_and_the_cells_after_it_compose_each_group_choice_once(tmp_path, monkeypatch):
+    """Hydra's defaults stage (a full compose, ~0.25 s) runs once per group choice for the whole command: the
+    preflight's configs serve the cells it then runs in this process."""
+    from koopsweep.cli import main
+    from koopsweep.config import compose
+
+    monkeypatch.chdir(tmp_path)
+    full: list[list[str]] = []
+    real = compose.compose_full
+    monkeypatch.setattr(
+        compose, "compose_full", lambda overrides, *a: full.append(list(overrides)) or real(overrides, *a)
+    )
+    path = _sweep(tmp_path, {"pruner": {"values": ["gmp", "ggp"]}, "pruner.fraction": {"values": [0.5, 0.9]}})
+    main(["sweep", "local", str(path), "--warm", "--jobs", "1", "--threads", "1", "--wandb", "disabled"])
+    assert len(list(tmp_path.glob("outputs/**/results.json"))) == 4
+    assert sorted(groups[-1] for groups in full) == ["pruner=ggp", "pruner=gmp"]
+
+
 # --- slow: a subprocess each, or many cells ------------------------------------------------------------------------
 
 

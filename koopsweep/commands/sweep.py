@@ -7,7 +7,6 @@ so the grid is defined once. Every verb first composes and checks every grid poi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 from collections.abc import Sequence
 
@@ -122,7 +121,6 @@ def _launch(
     show_launcher: bool = False,
     trunks_first: bool = False,
     warm: bool = False,
-    pin_conf: bool = False,
 ) -> None:
     from koopsweep.sweeps import launch as launching
     from koopsweep.sweeps import warm_local
@@ -142,10 +140,9 @@ def _launch(
         print("  " + OmegaConf.to_yaml(config).strip().replace("\n", "\n  "))
     if dry_run:
         return
-    with launching.pinned_conf() if pin_conf else contextlib.nullcontext():  # conf/ as it is now, for every cell
-        for phase in phases:
-            results = warm_local.run(phase) if warm else launching.run(phase)
-            print(f"{len(results)} of {phase.runs} runs wrote results.json under {phase.sweep_dir}")
+    for phase in phases:
+        results = warm_local.run(phase) if warm else launching.run(phase)
+        print(f"{len(results)} of {phase.runs} runs wrote results.json under {phase.sweep_dir}")
     offline = launching.offline_runs(launch.sweep_dir)
     if offline:
         print(f"{len(offline)} offline W&B runs; upload them with: wandb sync {launch.sweep_dir}/*/wandb/offline-run-*")
@@ -164,6 +161,34 @@ def _say_size(args: argparse.Namespace) -> None:
     print(f"{args.file}: {runs:,} runs in the grid; checking them", flush=True)
 
 
+def _local(args: argparse.Namespace) -> None:
+    """``koopsweep sweep local``: plan and check the grid, then run the cells (all of them, or those not finished)."""
+    from koopsweep.sweeps.launch import local_launch
+
+    launch = local_launch(
+        args.file,
+        args.overrides,
+        args.jobs,
+        args.threads,
+        args.wandb,
+        args.latest_first,
+        args.only,
+        args.warm,
+        args.skip_finished,
+    )
+    warm = args.warm or args.skip_finished  # a queue of the cells left; a Hydra multirun is the whole product
+    if args.skip_finished:
+        print(f"{len(launch.finished)} of {len(launch.plan.points)} cells already finished: skipped")
+        if not launch.runs:
+            print("nothing left to run")
+            return
+    if warm:
+        from koopsweep.sweeps import warm_local
+
+        launch = warm_local.warm(launch, args.jobs)
+    _launch(launch, args.dry_run, warm=warm)
+
+
 def main(argv: Sequence[str]) -> None:
     """Entry point of ``koopsweep sweep``; user errors raise ConfigError (one line, exit 2)."""
     parser = _parser()
@@ -177,30 +202,10 @@ def main(argv: Sequence[str]) -> None:
     if args.verb == "validate":
         _validate(args)
     elif args.verb == "local":
-        from koopsweep.sweeps.launch import local_launch
+        from koopsweep.sweeps.launch import pinned_conf
 
-        launch = local_launch(
-            args.file,
-            args.overrides,
-            args.jobs,
-            args.threads,
-            args.wandb,
-            args.latest_first,
-            args.only,
-            args.warm,
-            args.skip_finished,
-        )
-        warm = args.warm or args.skip_finished  # a queue of the cells left; a Hydra multirun is the whole product
-        if args.skip_finished:
-            print(f"{len(launch.finished)} of {len(launch.plan.points)} cells already finished: skipped")
-            if not launch.runs:
-                print("nothing left to run")
-                return
-        if warm:
-            from koopsweep.sweeps import warm_local
-
-            launch = warm_local.warm(launch, args.jobs)
-        _launch(launch, args.dry_run, warm=warm, pin_conf=True)
+        with pinned_conf():  # conf/ as it is now, for the preflight and every cell
+            _local(args)
     elif args.verb == "slurm":
         from koopsweep.sweeps.launch import check_slurm_available, slurm_launch
 

@@ -163,6 +163,12 @@ class Composer:
 _SHARED = Composer()
 
 
+def shared_composer(exact: bool = False) -> Composer:
+    """This process's Composer, whose cached bases serve every caller (a sweep's preflight, then the cells it runs
+    in this process: each group choice is composed by Hydra once, not once per caller); a fresh one for ``exact``."""
+    return Composer(exact=True) if exact else _SHARED
+
+
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config", check: bool = True) -> DictConfig:
     """Compose (and by default check) one run's config, raising ConfigError with a one-line explanation.
 

@@ -31,7 +31,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from koopsweep.config import setup, unique_suffix
-from koopsweep.config.compose import Composer
+from koopsweep.config.compose import shared_composer
 from koopsweep.errors import KoopsweepError, first_line
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job logging format
@@ -136,7 +136,7 @@ class CellRunner:
 
     def __init__(self) -> None:
         setup()
-        self._composer = Composer()
+        self._composer = shared_composer()
         self.busy = False
 
     def compose(self, argv: Sequence[str], out_dir: Path | None = None) -> DictConfig:

@@ -29,7 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from koopsweep.config.compose import Composer, hydra_context
+from koopsweep.config.compose import hydra_context, shared_composer
 from koopsweep.errors import ConfigError
 from koopsweep.progress import progress
 from koopsweep.sweeps.agent_command import app_argv
@@ -121,7 +121,7 @@ class GridChecker:
 
     def __init__(self, spec: SweepSpec, extra: Sequence[str], axes: dict[str, list[Value]]) -> None:
         self.spec, self.extra, self.axes = spec, list(extra), axes
-        self.composer, self.trunk_of = Composer(), TrunkIds()
+        self.composer, self.trunk_of = shared_composer(), TrunkIds()
         self.facts: dict[tuple[str, ...], tuple[str, bool]] = {}
 
     def key(self, values: Assignment) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from koopsweep.config import plain, setup
-from koopsweep.config.compose import Composer, compose_config, hydra_context
+from koopsweep.config.compose import Composer, compose_config, hydra_context, shared_composer
 from koopsweep.errors import ConfigError
 from koopsweep.store import ids
 from koopsweep.sweeps.agent_command import app_argv
@@ -69,7 +69,7 @@ class TrunkIds:
 def compose_points(spec: SweepSpec, extra: Sequence[str] = (), exact: bool = False) -> list[Point]:
     """Every grid point, in W&B's order, composed and checked; ConfigError names the sweep file and the point."""
     setup()
-    composer, trunk_of = Composer(exact), TrunkIds()
+    composer, trunk_of = shared_composer(exact), TrunkIds()
     points: list[Point] = []
     with hydra_context():
         for values in wandb_grid(spec.parameters):
