@@ -44,7 +44,7 @@ EXPECTED = {
     "converged_resnet20_cpu": (48, 2),
     "fig1_mnistnet_cluster": (18, 3),
     "fig1_resnet20_cluster": (18, 3),
-    "timing_resnet20": (72, 1),
+    "timing_resnet20": (144, 2),
     "fcn_width": (30, 30),
 }
 TRUNK_KEYS = {"fcn_width": ["model.kwargs.hidden", "seed"]}  # sweeps whose dense runs differ in more than the seed
