@@ -209,18 +209,11 @@ def pinned_conf() -> Iterator[Path]:
     set to it): editing conf/ in a checkout while a local grid runs then reaches none of its later cells. The copy
     lives in a folder only this user can read (not the sweep folder, which others may write: configs name code to
     run) and is removed afterwards; each cell's composed config stays in its ``.hydra/config.yaml``."""
-    previous = os.environ.get(CONF_DIR_ENV)
     with tempfile.TemporaryDirectory(prefix="koopsweep-conf-") as private:
         copy = Path(private) / "conf"
         shutil.copytree(conf_dir(), copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        os.environ[CONF_DIR_ENV] = str(copy)
-        try:
+        with _variables({CONF_DIR_ENV: str(copy)}):
             yield copy
-        finally:
-            if previous is None:
-                os.environ.pop(CONF_DIR_ENV, None)
-            else:
-                os.environ[CONF_DIR_ENV] = previous
 
 
 def run(launch: Launch, here: Callable[[], int] | None = None) -> list[Path]:
