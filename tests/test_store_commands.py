@@ -64,3 +64,31 @@ def test_a_garbage_spec_does_not_break_list_or_inspect(tmp_path, capsys, garbage
     info = json.loads(capsys.readouterr().out)
     assert info["id"] == "0123456789abcdef" and info["model"] == "?" and info["seed"] in (None, "?")
     assert info["spec_problem"] == problem or info["spec_problem"].startswith(problem)
+
+
+def test_curve_prints_writes_and_draws_the_stored_dense_evaluations(store, tmp_path, capsys):
+    trunk = next((store / "trunks").iterdir())
+    stored = [json.loads(line) for line in (trunk / "curves.jsonl").read_text().splitlines()]
+    evaluated = [r for r in stored if "eval/test_acc" in r]
+    assert evaluated  # the tiny run evaluates at least once
+    csv_path, png = tmp_path / "curve.csv", tmp_path / "curve.png"
+    store_main(["--store", str(store), "curve", trunk.name[:6], "--csv", str(csv_path), "--plot", str(png)])
+    out = capsys.readouterr().out
+    assert f"trunk {trunk.name}: LeNet300100 seed 0" in out
+    last = evaluated[-1]
+    assert f"{100 * last['eval/test_acc']:.2f}" in out and str(last["iteration"]) in out
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "trunk,label,iteration,epoch,lr,train_loss,test_acc,test_loss"
+    assert len(lines) == 1 + len({r["iteration"] for r in stored})
+    assert f",{last['iteration']}," in lines[-1] and lines[-1].startswith(trunk.name)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curve_of_an_unknown_or_untrained_trunk_is_one_line(tmp_path):
+    empty = tmp_path / "store" / "trunks" / "0123456789abcdef"
+    (empty / "states").mkdir(parents=True)
+    (empty / "spec.json").write_text('{"model": {"_target_": "koopsweep.models.LeNet300100"}, "seed": 0}')
+    with pytest.raises(ConfigError, match="has no stored evaluations yet"):
+        store_main(["--store", str(tmp_path / "store"), "curve", "0123"])
+    with pytest.raises(ConfigError, match="0 trunks .* start with 'ffff'"):
+        store_main(["--store", str(tmp_path / "store"), "curve", "ffff"])

@@ -1,4 +1,5 @@
-"""``koopsweep store list | inspect ID | gc``: look into the trunk store and clean it (dry run by default)."""
+"""``koopsweep store list | inspect ID | curve ID… | gc``: look into the trunk store, read its dense training curves,
+and clean it (dry run by default)."""
 
 from __future__ import annotations
 
@@ -79,13 +80,35 @@ def cmd_list(store: Store) -> None:
     print(f"{len(trunks)} trunk(s), {_human(sum(t['bytes'] for t in trunks))} in {store.root}")
 
 
-def cmd_inspect(store: Store, trunk_id: str) -> None:
+def _one_trunk(store: Store, trunk_id: str) -> Trunk:
     matches = [t for t in _trunks(store) if t.id.startswith(trunk_id)]
     if len(matches) != 1:
-        raise ConfigError(f"{len(matches)} trunks in {store.root} start with '{trunk_id}': give more of the id")
-    info = _describe(matches[0])
+        raise ConfigError(
+            f"{len(matches)} trunks in {store.root} start with '{trunk_id}': give more of the id "
+            "(`koopsweep store list` shows them)"
+        )
+    return matches[0]
+
+
+def cmd_inspect(store: Store, trunk_id: str) -> None:
+    info = _describe(_one_trunk(store, trunk_id))
     info["last_used"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["last_used"]))
     print(json.dumps(info, indent=2))
+
+
+def cmd_curve(store: Store, trunk_ids: Sequence[str], csv_path: Path | None, plot_path: Path | None) -> None:
+    """Print each trunk's stored dense curve; optionally write all of them as one CSV and one figure."""
+    from koopsweep.report import trunk_curves
+
+    curves = [trunk_curves.read_curve(_one_trunk(store, trunk_id)) for trunk_id in trunk_ids]
+    empty = [c.trunk_id for c in curves if not c.rows]
+    if empty:
+        raise ConfigError(f"trunk {', '.join(empty)} has no stored evaluations yet (curves.jsonl): train it first")
+    print("\n\n".join(trunk_curves.table(c) for c in curves))
+    if csv_path is not None:
+        print(f"wrote {trunk_curves.write_csv(curves, csv_path)}")
+    if plot_path is not None:
+        print(f"wrote {trunk_curves.plot(curves, plot_path)}")
 
 
 def gc_candidates(store: Store, older_than_days: float | None, everything: bool, windows: bool = False) -> list[Path]:
@@ -130,6 +153,10 @@ def main(argv: Sequence[str]) -> None:
     sub.add_parser("list", help="one line per trunk")
     inspect = sub.add_parser("inspect", help="everything about one trunk")
     inspect.add_argument("trunk_id")
+    curve = sub.add_parser("curve", help="the dense training curves of one or more trunks (table, CSV, figure)")
+    curve.add_argument("trunk_ids", nargs="+", metavar="trunk_id", help="trunk ids or unique prefixes")
+    curve.add_argument("--csv", type=Path, default=None, help="also write the curves to this CSV file")
+    curve.add_argument("--plot", type=Path, default=None, help="also draw them (test accuracy, loss, lr) to this image")
     gc = sub.add_parser("gc", help="remove temp files, orphaned branches and old trunks (dry run unless --apply)")
     gc.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="also trunks unused for DAYS")
     gc.add_argument("--all", action="store_true", help="remove every trunk and branch")
@@ -141,5 +168,7 @@ def main(argv: Sequence[str]) -> None:
         cmd_list(store)
     elif args.verb == "inspect":
         cmd_inspect(store, args.trunk_id)
+    elif args.verb == "curve":
+        cmd_curve(store, args.trunk_ids, args.csv, args.plot)
     else:
         cmd_gc(store, args.older_than, args.all, args.windows, args.apply)
