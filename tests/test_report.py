@@ -477,3 +477,52 @@ def test_two_folders_are_exchanged_in_one_step(tmp_path: Path) -> None:
     if not exchange_paths(tmp_path / "a", tmp_path / "b"):
         pytest.skip("this file system cannot exchange paths (the report falls back to two renames)")
     assert (tmp_path / "b" / "from_a").exists() and not any((tmp_path / "a").iterdir())
+
+
+def _spectrum(experiment: str, trunk: str, seed: int, re: list[float]) -> dict:
+    return {
+        "experiment": experiment, "model": "resnet20", "dataset": "cifar10", "seed": seed, "trunk_id": trunk,
+        "prune_at": 391, "prune_epoch": 1.0, "prune_step": "end", "chosen_re": 1.0, "chosen_im": 0.0,
+        "re": re, "im": [0.0] * len(re),
+    }  # fmt: skip
+
+
+def test_one_time_groups_sit_side_by_side_and_a_shared_fit_is_drawn_once() -> None:
+    """Fig. 1's layout: one network per group, pruned once; the unrefined copy of a grid (same trunk, same fit)
+    is named beside the refined one instead of drawn again."""
+    from koopsweep.report.figures import Data, spectrum_complex_plane, spectrum_picks
+
+    keys = ("experiment", "model", "dataset")
+    spectra = [
+        _spectrum("fig1_resnet20", "t0", 0, [1.0, 0.9]),
+        _spectrum("fig1_resnet20", "t1", 1, [1.0, 0.8]),
+        _spectrum("fig1_resnet20_pruned", "t0", 0, [1.0, 0.9]),  # the same fit as the first
+        _spectrum("fig1_resnet56", "t9", 0, [1.0, 0.7]),
+    ]
+    picks = spectrum_picks(Data([], spectra, keys))
+    assert [(title.splitlines()[0], [p["trunk_id"] for p in shown]) for title, shown in picks] == [
+        ("fig1_resnet20 / resnet20 / cifar10", ["t0"]),  # the lowest seed of the group
+        ("fig1_resnet56 / resnet20 / cifar10", ["t9"]),
+    ]
+    assert picks[0][0].splitlines()[1] == "(also fig1_resnet20_pruned)"
+    fig = spectrum_complex_plane(Data([], spectra, keys))
+    drawn = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(drawn) == 4  # two groups × (whole disk, near 1)
+    tops = sorted(drawn, key=lambda ax: ax.get_position().y0)[-2:]
+    assert tops[0].get_position().y0 == pytest.approx(tops[1].get_position().y0)  # side by side, one row
+    assert {ax.get_title().splitlines()[0] for ax in tops} == {"fig1_resnet20", "fig1_resnet56"}
+    # the same fit under another seed or trunk is another spectrum: both groups keep theirs
+    other = [_spectrum("a", "t0", 0, [1.0, 0.9]), _spectrum("b", "t0", 0, [1.0, 0.91])]
+    assert len(spectrum_picks(Data([], other, keys))) == 2
+
+
+def test_a_converged_grid_on_a_timing_grids_trunk_is_drawn_as_its_last_time() -> None:
+    from koopsweep.report.figures import Data, spectrum_picks
+
+    keys = ("experiment", "model", "dataset")
+    converged = _spectrum("converged", "t0", 0, [1.0, 0.5])
+    early = {**_spectrum("timing", "t0", 0, [1.0, 0.9]), "prune_at": 100, "prune_epoch": 0.25, "prune_step": "100it"}
+    late = {**converged, "experiment": "timing"}
+    picks = spectrum_picks(Data([], [converged, early, late], keys))
+    assert len(picks) == 1 and picks[0][0] == "timing / resnet20 / cifar10\n(also converged)"
+    assert [p["prune_epoch"] for p in picks[0][1]] == [0.25, 1.0]  # the timing row keeps its converged end

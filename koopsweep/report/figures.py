@@ -294,32 +294,74 @@ def _spread(items: Sequence[Any], count: int) -> list[Any]:
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
+def _fit_identity(record: Row) -> tuple[Any, ...]:
+    """What makes two spectra records the same fit: the trunk, the window's end and the eigenvalues."""
+    return (record.get("trunk_id"), record.get("prune_at"), tuple(record["re"]), tuple(record["im"]))
+
+
+def spectrum_picks(data: Data) -> list[tuple[str, list[Row]]]:
+    """Per group (title), the spectra shown: the lowest seed at up to SPECTRUM_TIMES pruning times. A group whose
+    every spectrum another group shows already (experiments sharing a trunk: the same runs with and without
+    refinement, the converged end of a timing grid) is not drawn again; the group that shows them names it."""
+    chosen: list[tuple[str, list[Row]]] = []
+    for key, records in group(data.spectra, data.keys).items():
+        times = group(records, ["prune_epoch"]).values()
+        picked = [min(recs, key=lambda r: (r.get("seed") is None, r.get("seed"))) for recs in times]
+        chosen.append((group_title(data.keys, key), _spread(picked, SPECTRUM_TIMES)))
+    fits = [{_fit_identity(r) for r in picks} for _, picks in chosen]
+    kept: dict[int, list[str]] = {}  # index of a group drawn -> titles of the groups it stands for
+    for i in sorted(range(len(chosen)), key=lambda i: -len(fits[i])):  # the widest first; ties in input order
+        host = next((k for k in kept if fits[i] <= fits[k]), None)
+        if host is None:
+            kept[i] = []
+        else:
+            kept[host].append(chosen[i][0])
+    return [(_with_also(chosen[i][0], kept[i]), chosen[i][1]) for i in sorted(kept)]
+
+
+def _with_also(title: str, others: Sequence[str]) -> str:
+    """``title`` and, on a line of its own, the groups it also stands for, named by what differs from it."""
+    mine = title.split(" / ")
+    short = [" / ".join(p for i, p in enumerate(o.split(" / ")) if i >= len(mine) or p != mine[i]) for o in others]
+    return title + (f"\n(also {', '.join(sorted(short))})" if short else "")
+
+
 def spectrum_complex_plane(data: Data) -> Built:
-    """DMD eigenvalues in the complex plane at a few pruning times (lowest seed), whole disk and near λ = 1."""
+    """DMD eigenvalues in the complex plane at a few pruning times (lowest seed), whole disk and near λ = 1.
+
+    Groups pruned at several times get a block each (one column per time); when every group was pruned at one
+    time (Fig. 1: one network per group), the groups sit side by side, SPECTRUM_TIMES to a row."""
     spectra = [s for s in data.spectra if number(s.get("prune_epoch"))]
     if not spectra:
         return "no Koopman spectra (kmp, kgp runs; from results.json or a report's spectra.jsonl)"
-    groups = group(spectra, data.keys)
-    chosen: list[tuple[str, list[Row]]] = []
-    for key, records in groups.items():
-        times = group(records, ["prune_epoch"])
-        picked = [min(recs, key=lambda r: (r.get("seed") is None, r.get("seed"))) for recs in times.values()]
-        chosen.append((group_title(data.keys, key), _spread(picked, SPECTRUM_TIMES)))
-    blocks = [(title, 2, len(picks)) for title, picks in chosen]
+    chosen = spectrum_picks(Data(data.rows, spectra, data.keys, data.labels))
+    if all(len(picks) == 1 for _, picks in chosen):
+        entries = [(title, picks[0]) for title, picks in chosen]
+        rows = [entries[i : i + SPECTRUM_TIMES] for i in range(0, len(entries), SPECTRUM_TIMES)]
+        blocks = [("", 2, len(row)) for row in rows]
+    else:
+        rows = [[(title, pick) for pick in picks] for title, picks in chosen]
+        blocks = [(title, 2, len(picks)) for title, picks in chosen]
     fig, block_axes = figure_of_blocks(
-        "Koopman spectrum at several pruning times (★ = eigenvalue chosen by KMP)", blocks, panel=(3.4, 3.3)
+        "Koopman spectra: the whole disk and near λ = 1\n(★ = the eigenvalue KMP chose)", blocks, panel=(3.6, 3.8)
     )
-    for axes, (_, picks) in zip(block_axes, chosen):
-        for col, record in enumerate(picks):
+    side_by_side = all(title == "" for title, _, _ in blocks)
+    for axes, row in zip(block_axes, rows):
+        for col, (title, record) in enumerate(row):
             lam = np.asarray(record["re"]) + 1j * np.asarray(record["im"])
             star = complex(record.get("chosen_re") or 1.0, record.get("chosen_im") or 0.0)
             when = next(label for epoch, label in time_ticks([record]) if epoch == record["prune_epoch"])
             half = near_one(lam)
-            for row, zoom in enumerate((None, half)):
-                ax = axes[row][col]
+            for row_index, zoom in enumerate((None, half)):
+                ax = axes[row_index][col]
                 draw_spectrum(ax, lam, star, zoom)
                 if zoom is None:
-                    ax.set_title(f"pruned at {when}, seed {record.get('seed')}\n|λ* − 1| = {abs(star - 1):.1e}")
+                    what = f"pruned at {when}, seed {record.get('seed')}\n|λ* − 1| = {abs(star - 1):.1e}"
+                    if side_by_side:
+                        experiment, _, rest = title.partition(" / ")  # the experiment's line, then model / data
+                        ax.set_title("\n".join(p for p in (experiment, rest, what) if p), fontsize="small")
+                    else:
+                        ax.set_title(what)
                 else:
                     ax.set_title(f"near 1 (±{half:.1e})", fontsize="small")
                     ax.tick_params(labelsize="x-small")
