@@ -526,3 +526,23 @@ def test_a_converged_grid_on_a_timing_grids_trunk_is_drawn_as_its_last_time() ->
     picks = spectrum_picks(Data([], [converged, early, late], keys))
     assert len(picks) == 1 and picks[0][0] == "timing / resnet20 / cifar10\n(also converged)"
     assert [p["prune_epoch"] for p in picks[0][1]] == [0.25, 1.0]  # the timing row keeps its converged end
+
+
+def test_a_fit_recomputed_from_a_window_recorded_again_is_one_spectrum(tmp_path: Path) -> None:
+    """KMP and KMP (cluster) on one trunk: the cluster radius has its own fit file, so the window is recorded again
+    (under another thread count its last bits differ): the same fit for the report, one spectrum. Other DMD
+    settings (delays) are another fit."""
+    from koopsweep.report.collect import collect
+
+    def kmp(name: str, re2: float, delays: int) -> dict:
+        run = result("kmp", 0.5, 1, 0)
+        run["branch_id"] += name
+        run["koopman"] |= {"snapshots": 100, "delays": delays, "rank_tol": 0.0, "max_rank": 0}
+        run["koopman"]["spectrum"]["re"][1] = re2
+        return run
+
+    write(tmp_path / "a" / "results.json", kmp("plain", 0.9, 0))
+    write(tmp_path / "b" / "results.json", kmp("cluster", 0.9000001, 0))
+    assert [s["re"][1] for s in collect([tmp_path]).spectra] == [0.9]  # the first read
+    write(tmp_path / "c" / "results.json", kmp("delayed", 0.8, 1))
+    assert sorted(s["re"][1] for s in collect([tmp_path]).spectra) == [0.8, 0.9]

@@ -197,6 +197,12 @@ SPECTRUM_KEYS: tuple[str, ...] = (
 )
 
 
+# The fit settings that decide the eigenvalues (θ*'s cluster radius does not): two fits of one trunk's window with
+# these equal are the same fit, recomputed (a window recorded again under another thread count differs in its
+# last bits, and so do the eigenvalues), and the report keeps one of them.
+FIT_SETTINGS: tuple[str, ...] = ("snapshots", "delays", "rank_tol", "max_rank")
+
+
 def _short(values: Iterable[Any]) -> list[float]:
     """Eigenvalue parts to 9 significant digits (|λ − 1| of a converged fit is ~1e-6: still resolved)."""
     return [float(f"{float(v):.9g}") for v in values]
@@ -209,8 +215,10 @@ def spectrum_record(data: dict[str, Any], row: Row, extra: Sequence[str] = ()) -
     if not isinstance(spectrum, dict) or not spectrum.get("re"):
         return None
     chosen = koopman.get("eigenvalue") or {}
+    settings = [koopman.get(k) for k in FIT_SETTINGS]
     return {
         **{k: row.get(k) for k in (*SPECTRUM_KEYS, *extra)},
+        "fit": "/".join(map(str, settings)) if any(v is not None for v in settings) else None,
         "chosen_re": number(chosen.get("re")),
         "chosen_im": number(chosen.get("im")),
         "re": _short(spectrum["re"]),
@@ -237,10 +245,12 @@ def _latest_per_run(rows: list[Row], mtimes: dict[str, float]) -> tuple[list[Row
 
 
 def _distinct_spectra(spectra: Iterable[Row]) -> list[Row]:
-    """One spectrum per (experiment, trunk, pruning time, eigenvalues): KMP and KGP runs share a fit."""
+    """One spectrum per fit: (experiment, trunk, pruning time, FIT_SETTINGS), the first read; KMP and KGP runs
+    share a fit. Records without settings (older spectra.jsonl) are told apart by their eigenvalues."""
     seen: dict[tuple[Any, ...], Row] = {}
     for record in spectra:
-        key = (record["experiment"], record["trunk_id"], record["prune_at"], tuple(record["re"][:8]))
+        fit = record.get("fit") or tuple(record["re"][:8])
+        key = (record["experiment"], record["trunk_id"], record["prune_at"], fit)
         seen.setdefault(key, record)
     return sorted(seen.values(), key=lambda r: (str(r["experiment"]), str(r["trunk_id"]), r["prune_at"] or 0))
 
