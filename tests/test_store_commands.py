@@ -88,7 +88,7 @@ def test_curve_of_an_unknown_or_untrained_trunk_is_one_line(tmp_path):
     empty = tmp_path / "store" / "trunks" / "0123456789abcdef"
     (empty / "states").mkdir(parents=True)
     (empty / "spec.json").write_text('{"model": {"_target_": "koopsweep.models.LeNet300100"}, "seed": 0}')
-    with pytest.raises(ConfigError, match="has no stored evaluations yet"):
+    with pytest.raises(ConfigError, match="has no readable evaluations in curves.jsonl"):
         store_main(["--store", str(tmp_path / "store"), "curve", "0123"])
     with pytest.raises(ConfigError, match="0 trunks .* start with 'ffff'"):
         store_main(["--store", str(tmp_path / "store"), "curve", "ffff"])

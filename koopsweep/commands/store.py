@@ -103,7 +103,10 @@ def cmd_curve(store: Store, trunk_ids: Sequence[str], csv_path: Path | None, plo
     curves = [trunk_curves.read_curve(_one_trunk(store, trunk_id)) for trunk_id in trunk_ids]
     empty = [c.trunk_id for c in curves if not c.rows]
     if empty:
-        raise ConfigError(f"trunk {', '.join(empty)} has no stored evaluations yet (curves.jsonl): train it first")
+        raise ConfigError(
+            f"trunk {', '.join(empty)} has no readable evaluations in curves.jsonl: not trained yet (train it "
+            "first), or its records were dropped as the line above says"
+        )
     print("\n\n".join(trunk_curves.table(c) for c in curves))
     if csv_path is not None:
         print(f"wrote {trunk_curves.write_csv(curves, csv_path)}")
