@@ -10,11 +10,10 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from koopsweep.errors import ConfigError
 from koopsweep.store.store import BRANCH_STATE, Store
-from koopsweep.store.trunk import Trunk
+from koopsweep.store.trunk import Trunk, spec_field
 
 
 def default_store_dir() -> Path:
@@ -36,19 +35,13 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _field(spec: dict[str, Any], group: str, key: str) -> str:
-    part = spec.get(group)
-    value = part.get(key) if isinstance(part, dict) else None
-    return str(value) if value is not None else "?"
-
-
 def _describe(trunk: Trunk) -> dict:
     spec, problem = trunk.read_spec()
     seed = spec.get("seed")
     return {
         "id": trunk.id,
-        "model": _field(spec, "model", "_target_").rsplit(".", 1)[-1],
-        "dataset": _field(spec, "dataset", "name"),
+        "model": spec_field(spec, "model", "_target_"),
+        "dataset": spec_field(spec, "dataset", "name"),
         "seed": seed if isinstance(seed, (int, str)) or seed is None else "?",
         "spec_problem": problem,
         "states": trunk.state_iterations(),

@@ -18,7 +18,7 @@ from matplotlib.ticker import FuncFormatter
 
 from koopsweep.report import style, tables
 from koopsweep.report.plot import panel_grid, save
-from koopsweep.store.trunk import Trunk
+from koopsweep.store.trunk import Trunk, spec_field
 
 COLUMNS = ("iteration", "epoch", "lr", "train_loss", "test_acc", "test_loss")
 _SOURCE = {"epoch": "train/epoch", "lr": "train/lr", "train_loss": "train/loss", "test_acc": "eval/test_acc",
@@ -35,13 +35,11 @@ class TrunkCurve:
 
 
 def _spec_label(spec: dict[str, Any]) -> str:
-    def part(group: str, key: str) -> Any:
-        value = spec.get(group)
-        return value.get(key) if isinstance(value, dict) else None
-
-    model = str(part("model", "_target_") or "?").rsplit(".", 1)[-1]
-    pretrained = " (pretrained)" if part("model", "pretrained") else ""
-    schedule = " ".join(str(v) for v in (part("schedule", "train"), part("schedule", "lr_schedule")) if v)
+    model = spec_field(spec, "model", "_target_")
+    pretrained = " (pretrained)" if spec_field(spec, "model", "pretrained") != "?" else ""
+    schedule = " ".join(
+        v for v in (spec_field(spec, "schedule", "train"), spec_field(spec, "schedule", "lr_schedule")) if v != "?"
+    )
     return f"{model}{pretrained} seed {spec.get('seed', '?')}" + (f", {schedule}" if schedule else "")
 
 
