@@ -54,3 +54,17 @@ def test_two_job_multirun_makes_two_separate_offline_wandb_runs(tmp_path):
         assert len(list(result.parent.rglob("offline-run-*"))) == 1
     trunks = list((tmp_path / "store" / "trunks").iterdir())
     assert len(trunks) == 1  # both jobs share one dense trunk
+
+
+def test_help_lists_every_subcommand_and_store_verb():
+    """``koopsweep --help`` is where a new user finds the commands beside the run: none may be missing from it."""
+    from omegaconf import OmegaConf
+
+    from koopsweep.commands import COMMANDS
+    from koopsweep.config import conf_dir
+
+    header = OmegaConf.load(conf_dir() / "hydra" / "default.yaml").help.header
+    usage = {line.split()[1] for line in header.splitlines() if line.strip().startswith("koopsweep ")}
+    assert set(COMMANDS) <= usage, f"missing from koopsweep --help: {sorted(set(COMMANDS) - usage)}"
+    store_line = next(line for line in header.splitlines() if line.strip().startswith("koopsweep store "))
+    assert store_line.split()[2].split("|") == ["list", "inspect", "curve", "gc"]
