@@ -92,3 +92,18 @@ def test_curve_of_an_unknown_or_untrained_trunk_is_one_line(tmp_path):
         store_main(["--store", str(tmp_path / "store"), "curve", "0123"])
     with pytest.raises(ConfigError, match="0 trunks .* start with 'ffff'"):
         store_main(["--store", str(tmp_path / "store"), "curve", "ffff"])
+
+
+def test_a_curve_label_names_the_values_a_trunk_id_leaves_at_their_default():
+    """Trunk specs omit defaults (so new options keep old ids); a label for people must still say 10ep."""
+    from koopsweep.config.compose import compose_config
+    from koopsweep.config.schema import OptimizerConfig
+    from koopsweep.report.trunk_curves import _spec_label
+    from koopsweep.store.ids import spec_field, trunk_spec
+
+    overrides = ["model=resnet20", "dataset=synthetic", "schedule.train=10ep", "schedule.lr_schedule=cosine"]
+    spec = trunk_spec(compose_config(overrides))
+    assert "train" not in spec["schedule"] and "pretrained" not in spec["model"]
+    assert _spec_label(spec) == "ResNet20 seed 0, 10ep cosine"
+    assert spec_field({"optimizer": {}}, "optimizer", "lr") == str(OptimizerConfig().lr)  # left out: the default
+    assert spec_field(spec, "model", "pretrained") == "?" and spec_field({"seed": 0}, "nosuch", "key") == "?"

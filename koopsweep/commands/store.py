@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from koopsweep.errors import ConfigError
+from koopsweep.store.ids import spec_field
 from koopsweep.store.store import BRANCH_STATE, Store
-from koopsweep.store.trunk import Trunk, spec_field
+from koopsweep.store.trunk import Trunk
 
 
 def default_store_dir() -> Path:

@@ -18,7 +18,8 @@ from matplotlib.ticker import FuncFormatter
 
 from koopsweep.report import style, tables
 from koopsweep.report.plot import panel_grid, save
-from koopsweep.store.trunk import Trunk, spec_field
+from koopsweep.store.ids import spec_field
+from koopsweep.store.trunk import Trunk
 
 COLUMNS = ("iteration", "epoch", "lr", "train_loss", "test_acc", "test_loss")
 _SOURCE = {"epoch": "train/epoch", "lr": "train/lr", "train_loss": "train/loss", "test_acc": "eval/test_acc",

@@ -93,6 +93,21 @@ def trunk_spec(cfg: DictConfig) -> dict[str, Any]:
     return spec
 
 
+def spec_field(spec: dict[str, Any], group: str, key: str) -> str:
+    """``spec[group][key]`` of a trunk spec as text, for people: a value the canonical spec leaves out is its schema
+    default (``schedule.train`` 10ep), ``?`` where neither has it; a ``_target_`` by its class name."""
+    part = spec.get(group)
+    if not isinstance(part, dict):  # a damaged spec: nothing to read, not a default
+        return "?"
+    value = part.get(key)
+    schema, names = TRUNK_FIELDS.get(group, (None, ()))
+    if value is None and schema is not None and key in names:
+        value = _defaults(schema).get(key)
+    if value is None or value == "???":  # "???": a schema field without a default
+        return "?"
+    return str(value).rsplit(".", 1)[-1] if key == "_target_" else str(value)
+
+
 def _digest(spec: dict[str, Any]) -> str:
     text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -224,15 +224,6 @@ class Trunk:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
 
-def spec_field(spec: dict[str, Any], group: str, key: str) -> str:
-    """``spec[group][key]`` as text, ``?`` where a (possibly damaged) spec lacks it; a ``_target_`` by its class."""
-    part = spec.get(group)
-    value = part.get(key) if isinstance(part, dict) else None
-    if value is None:
-        return "?"
-    return str(value).rsplit(".", 1)[-1] if key == "_target_" else str(value)
-
-
 def _eval_problem(record: dict[str, Any]) -> str | None:
     if not isinstance(record.get("key"), str):
         return "no evaluation key"
