@@ -47,17 +47,23 @@ def _duration(seconds: float) -> str:
 
 class LoggedProgress:
     """A bar's stand-in where no bar is drawn: the same `update`/`set_postfix`/`close`/iteration, and a log line
-    (`desc: n/total it (p %), rate, time left, postfix`) every ``every_s`` seconds of work, then one at the end."""
+    (`desc: n/total it (p %), rate, time left, postfix`) every ``every_s`` seconds of work, then one at the end.
+    ``initial``: work done before this process (a resumed run), counted in n but not in the rate."""
 
     disable = True  # no bar is drawn
 
     def __init__(
-        self, iterable: Iterable[Any] | None, total: int | None, desc: str, every_s: float = LOG_EVERY_S
+        self,
+        iterable: Iterable[Any] | None,
+        total: int | None,
+        desc: str,
+        every_s: float = LOG_EVERY_S,
+        initial: int = 0,
     ) -> None:
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)  # type: ignore[arg-type]
         self.iterable, self.total, self.desc, self.every_s = iterable, total, desc or "progress", every_s
-        self.n, self.postfix, self.lines = 0, "", 0
+        self.n, self.initial, self.postfix, self.lines = initial, initial, "", 0
         self.start = self.last = time.monotonic()
 
     def __iter__(self) -> Iterator[Any]:
@@ -89,7 +95,7 @@ class LoggedProgress:
 
     def line(self, now: float) -> str:
         elapsed = max(now - self.start, 1e-9)
-        rate = self.n / elapsed
+        rate = (self.n - self.initial) / elapsed
         parts = [
             f"{self.n:,}/{self.total:,} it ({100 * self.n / self.total:.0f} %)" if self.total else f"{self.n:,} it"
         ]
@@ -111,15 +117,24 @@ def progress(
     desc: str = "",
     enabled: bool | None = None,
     leave: bool = False,
+    initial: int = 0,
 ) -> tqdm | LoggedProgress:
-    """A tqdm bar on stderr; `enabled=None` decides with `is_interactive()`, True/False force it.
+    """A tqdm bar on stderr; `enabled=None` decides with `is_interactive()`, True/False force it. ``initial``: work
+    done before (a resumed run starts its bar there, its rate and time left from this process's work).
 
     Where `enabled=None` finds no terminal, a LoggedProgress logs a line a minute instead; `enabled=False` is
     silent. Either way iterating, `update`, `set_postfix` and `close` work the same.
     """
     if enabled is None and not is_interactive():
-        return LoggedProgress(iterable, total, desc)
+        return LoggedProgress(iterable, total, desc, initial=initial)
     show = enabled is None or bool(enabled)  # None here: an interactive terminal
     return tqdm(
-        iterable, total=total, desc=desc or None, disable=not show, leave=leave, dynamic_ncols=True, file=sys.stderr
+        iterable,
+        total=total,
+        initial=initial,
+        desc=desc or None,
+        disable=not show,
+        leave=leave,
+        dynamic_ncols=True,
+        file=sys.stderr,
     )

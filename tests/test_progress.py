@@ -73,3 +73,33 @@ def test_without_a_terminal_long_work_logs_a_line_a_minute_and_short_work_none(
     assert progress(range(2), enabled=False).disable and not isinstance(
         progress(range(2), enabled=False), LoggedProgress
     )
+
+
+def test_a_resumed_run_counts_from_the_start_and_rates_only_its_own_work(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    caplog.set_level(logging.INFO, logger="koopsweep.progress")
+    bar = progress(total=31280, initial=6256, desc="dense")  # epoch 16 of 80 was stored by an earlier process
+    clock[0] += 60.0
+    bar.update(120)
+    assert caplog.records[-1].getMessage() == "dense: 6,376/31,280 it (20 %), 2.00 it/s, 3h27m left"
+
+
+def test_a_dense_run_resumed_from_the_store_shows_its_place_in_the_whole_run(make_cfg, tiny, monkeypatch) -> None:
+    """The trainer's bars: dense from iteration 0 (8 of 16 done by the first run), fine-tuning from its own start."""
+    from koopsweep.train import loop
+    from koopsweep.train.run import run_experiment
+
+    bars: list[tuple[str, int, int]] = []
+
+    def spy(**kwargs):
+        bars.append((kwargs["desc"], kwargs["total"], kwargs["initial"]))
+        return progress(**kwargs)
+
+    run_experiment(make_cfg([*tiny, "pruner=gmp", "schedule.prune_at=8it"], out="first"))  # stores iteration 8
+    monkeypatch.setattr(loop, "progress", spy)
+    results = run_experiment(make_cfg([*tiny, "pruner=gmp"], out="second"))  # prunes at 16: resumes from 8
+    assert results["metrics"]["trunk/reused_iterations"] == 8
+    assert bars == [("dense", 16, 8), ("finetune", 8, 0)]

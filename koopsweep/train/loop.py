@@ -70,9 +70,17 @@ class Trainer:
     stop_requested: Callable[[], int | None] = lambda: None
 
     def train_until(
-        self, end: int, desc: str = "train", on_period: Callable[[int, dict], None] | None = None, period: int = 0
+        self,
+        end: int,
+        desc: str = "train",
+        on_period: Callable[[int, dict], None] | None = None,
+        period: int = 0,
+        origin: int | None = None,
     ) -> None:
         """Run optimizer steps until ``self.iteration == end``.
+
+        The progress counts from ``origin`` (default: here): a dense run resumed at epoch 16 of 80 shows where it
+        is in the whole run and the time left to its end, not a fresh count of the remaining iterations.
 
         Every ``period`` iterations (and at ``end``) ``on_period(iteration, {"train/loss": mean loss})`` is called.
         The loss is summed on the device and read back only every ``check_every`` steps, so the loop does not
@@ -85,7 +93,8 @@ class Trainer:
         first_bad = torch.full((), -1, dtype=torch.long, device=device)
         bad_loss = torch.zeros((), dtype=torch.float64, device=device)
         count, since_check = 0, 0
-        bar = progress(total=end - self.iteration, desc=desc, enabled=self.show_progress)
+        first = self.iteration if origin is None else min(origin, self.iteration)
+        bar = progress(total=end - first, initial=self.iteration - first, desc=desc, enabled=self.show_progress)
         try:
             while self.iteration < end:
                 loss = self.step().detach().double()

@@ -127,9 +127,15 @@ def build_run(cfg: DictConfig) -> Run:
 
 
 def train_phase(
-    run: Run, end: int, stage: str, tracker: Tracker, on_curve: Callable[[dict[str, Any]], None] | None = None
+    run: Run,
+    end: int,
+    stage: str,
+    tracker: Tracker,
+    on_curve: Callable[[dict[str, Any]], None] | None = None,
+    origin: int | None = None,
 ) -> None:
-    """Train to ``end``, logging the training loss and test metrics every eval period."""
+    """Train to ``end``, logging the training loss and test metrics every eval period; progress counts from
+    ``origin`` (default: the current iteration)."""
 
     def on_period(iteration: int, train_metrics: dict[str, float]) -> None:
         test = run.evaluate()
@@ -147,6 +153,6 @@ def train_phase(
 
     start = time.perf_counter()
     try:
-        run.trainer.train_until(end, desc=stage, on_period=on_period, period=run.plan.eval_every)
+        run.trainer.train_until(end, desc=stage, on_period=on_period, period=run.plan.eval_every, origin=origin)
     finally:
         run.timed(stage, time.perf_counter() - start)
