@@ -42,13 +42,18 @@ def test_disabled_when_not_a_tty_and_forced_on(capsys: pytest.CaptureFixture[str
     assert progress(range(2), enabled=False).disable
 
 
-def test_without_a_terminal_long_work_logs_a_line_a_minute_and_short_work_none(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> list[float]:
+    """A clock the test moves by hand (``clock[0] += 60``), with the progress log captured."""
+    now = [1000.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
     caplog.set_level(logging.INFO, logger="koopsweep.progress")
+    return now
 
+
+def test_without_a_terminal_long_work_logs_a_line_a_minute_and_short_work_none(
+    clock: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
     quick = progress(total=100, desc="decoding")
     quick.update(100)  # under a minute: nothing
     quick.close()
@@ -76,11 +81,8 @@ def test_without_a_terminal_long_work_logs_a_line_a_minute_and_short_work_none(
 
 
 def test_a_resumed_run_counts_from_the_start_and_rates_only_its_own_work(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    clock: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
-    caplog.set_level(logging.INFO, logger="koopsweep.progress")
     bar = progress(total=31280, initial=6256, desc="dense")  # epoch 16 of 80 was stored by an earlier process
     clock[0] += 60.0
     bar.update(120)

@@ -110,7 +110,7 @@ def train_trunk(run: Run, trunk: Trunk, tracker: Tracker) -> FitVectors | None:
         try:
             for hook in hooks:
                 hook(run.trainer.iteration)  # the starting point itself (θ(t0) of a window beginning here)
-            train_phase(run, target, "dense", tracker, on_curve=trunk.append_curve, origin=0)  # from iteration 0
+            train_phase(run, target, "dense", tracker, on_curve=trunk.append_curve, origin=0)
         except Preempted:
             if run.trainer.iteration not in saved:  # resume point; dropped once a run has passed it
                 trunk.save_state(run.trainer.iteration, train_state.capture(run.trainer), layout, temporary=True)
